@@ -1,0 +1,12 @@
+import { createDefaultEsmPreset } from "ts-jest";
+
+const preset = createDefaultEsmPreset({ tsconfig: "tsconfig.json", isolatedModules: true });
+
+export default {
+  ...preset,
+  testEnvironment: "node",
+  roots: ["<rootDir>/test"],
+  setupFiles: ["<rootDir>/src/common/polyfill.ts"],
+  moduleNameMapper: { "^(\\.{1,2}/.*)\\.js$": "$1" },
+  testTimeout: 60000,
+};

@@ -1,0 +1,84 @@
+// The in-memory form of a compiled program (.xbin). The emitter builds it, the container
+// module (src/backend/container.ts) writes/reads it as FlatBuffers (ir/program.fbs), the
+// interpreter executes it.
+//
+// Execution of one sequence of T steps:
+//   1. every tile's local memory is zeroed, then its `constants` are written (this is also
+//      how all persistent state is reset: state lives in tile memory);
+//   2. `init` runs once; 3. for t in 0..T-1: the host writes each input vector to global
+//      memory at its `addr`, `step` runs, the host reads `stepOutputs`;
+//   4. `final` runs once (vdivsteps sees T) and the host reads `finalOutputs`.
+// A section of the chip "runs" by running every tile's stream for that section to
+// completion (tiles synchronise only through send/recv); the next section starts when all
+// tiles are done.
+
+import type { Instr } from "./isa.js";
+
+export const FORMAT_VERSION = 1;
+export const FILE_IDENTIFIER = "IMSA";
+
+export type SectionName = "init" | "step" | "final";
+export const SECTION_NAMES: readonly SectionName[] = ["init", "step", "final"];
+
+/** A vector in global memory the host writes (inputs) or reads (outputs). */
+export interface IoBuffer {
+  name: string;
+  size: number;
+  /** Global memory word address. */
+  addr: number;
+}
+
+/**
+ * A programmed crossbar. Functional semantics per MVM (quantized numerics, D = 2^(dacBits-1)-1,
+ * Q = 2^(adcBits-1)-1):
+ *   code_i = clamp(round(x_i / inRange[i] * D), -D, D)               (DAC, per driven row)
+ *   s_j    = sum_i code_i * levels[i*cols + j]                        (integer analog sum)
+ *   v_j    = s_j * colScale[j] / D                                    (output units)
+ *   y_j    = clamp(round(v_j / outRange[j] * Q), -Q, Q) * outRange[j] / Q  (ADC; |v_j| > outRange[j] is a saturation)
+ * so colScale[j] already includes the DAC range of the rows that feed column j (the emitter
+ * folds it in). Float numerics: y_j = sum_i x_i * values[i*cols + j]; ranges unused.
+ */
+export interface CrossbarImage {
+  id: number;
+  tile: number;
+  rows: number;
+  cols: number;
+  weights: { kind: "levels"; levels: Int16Array } | { kind: "float"; values: Float32Array };
+  inRange: Float32Array; // [rows]
+  colScale: Float32Array; // [cols]
+  outRange: Float32Array; // [cols]
+}
+
+export interface Section {
+  code: Instr[];
+  /** Per instruction: index into Program.symbols naming the source op / layer. */
+  symbols: number[];
+}
+
+export interface TileProgram {
+  /** Local memory words this tile uses (highest address + 1); <= target memoryWords. */
+  memoryWords: number;
+  /** Written into local memory at the start of every sequence (weights' biases, LN params ...). */
+  constants: { addr: number; data: Float32Array }[];
+  sections: Record<SectionName, Section>;
+}
+
+export interface Program {
+  formatVersion: number;
+  compilerVersion: string;
+  modelName: string;
+  /** The target description exactly as compiled for (canonical JSON) and its sha256. */
+  target: { name: string; sha256: string; json: string };
+  io: {
+    inputs: IoBuffer[];
+    stepOutputs: IoBuffer[];
+    finalOutputs: IoBuffer[];
+    /** Global memory size in words. */
+    globalWords: number;
+  };
+  crossbars: CrossbarImage[];
+  /** Index = tile id. */
+  tiles: TileProgram[];
+  /** Debug symbol table: source op / layer names. */
+  symbols: string[];
+}
