@@ -25,7 +25,7 @@ export interface CrossbarSpec {
   /** Conductance range of one device in microsiemens (documentation and noise model). */
   gMinUs: number;
   gMaxUs: number;
-  /** Inputs applied one bit per `dacCyclesPerBit` (bit-serial) or all at once in `dacCycles`. */
+  /** Bit-serial: one input bit per `dacCyclesPerBit` cycles; parallel: all bits at once in `dacCyclesPerBit` cycles. */
   inputMode: "bit-serial" | "parallel";
   dacCyclesPerBit: number;
   /** Analog integration time of one MVM. */
