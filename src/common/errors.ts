@@ -11,7 +11,7 @@ export interface SourceLocation {
 }
 
 export type UserErrorKind =
-  | "syntax" // DSL lexing / parsing
+  | "syntax" // DSL or JSON syntax
   | "semantic" // DSL or IR meaning (unknown name, shape mismatch ...)
   | "schema" // JSON schema violation (IR, target)
   | "io" // cannot read / write a file
