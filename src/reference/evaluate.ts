@@ -9,7 +9,7 @@
 
 import { UserError, assert, type SourceLocation } from "../common/errors.js";
 import { discretizeS4D } from "../common/s4d-math.js";
-import type { Model, Op, S4DOp, Tensor } from "../ir/types.js";
+import type { MatMulOp, Model, Op, S4DOp, Tensor } from "../ir/types.js";
 import { blockMatmulInto, denseInto, gluInto, layerNormInto, packBlock, unaryFunction, unaryInto } from "./kernels.js";
 
 export interface EvaluateOptions {
@@ -18,6 +18,17 @@ export interface EvaluateOptions {
    * (state_write defines none) of that step; the copies may be kept.
    */
   onStep?: (t: number, values: ReadonlyMap<string, Float64Array>) => void;
+}
+
+/**
+ * Called after every matmul with its concatenated input (read only: it may be the operand
+ * value itself) and its output (bias included), which the hook may modify in place. This is how src/verify/ models quantization as
+ * noise on top of the exact float evaluation, without a second evaluator.
+ */
+export type MatmulHook = (op: MatMulOp, section: "step" | "final", x: Float64Array, y: Float64Array) => void;
+
+export interface EvaluatorHooks {
+  matmul?: MatmulHook;
 }
 
 export interface SequenceResult {
@@ -87,8 +98,11 @@ export class ReferenceEvaluator {
   /** Number of steps of the sequence being evaluated (read by meanpool and div_steps). */
   private steps = 0;
 
-  constructor(model: Model) {
+  private readonly hooks: EvaluatorHooks;
+
+  constructor(model: Model, hooks: EvaluatorHooks = {}) {
     this.model = model;
+    this.hooks = hooks;
     this.file = modelFile(model);
     for (const s of model.state) {
       if (this.states.has(s.name)) this.fail(`state "${s.name}" is declared twice`, "/state");
@@ -387,15 +401,19 @@ export class ReferenceEvaluator {
     const y = this.define(section, op.out, w.cols, path);
     // Quantized matmuls carry dequantized weights in `weight`; `quant` only describes how the
     // hardware represents them, so the reference ignores it.
-    if (xs.length === 1) return () => blockMatmulInto(blocks, bias, xs[0]!, y);
-    const x = new Float64Array(rows);
+    const hook = this.hooks.matmul;
+    if (xs.length === 1 && !hook) return () => blockMatmulInto(blocks, bias, xs[0]!, y);
+    const x = xs.length === 1 ? xs[0]! : new Float64Array(rows);
     return () => {
-      let at = 0;
-      for (const v of xs) {
-        x.set(v, at);
-        at += v.length;
+      if (xs.length > 1) {
+        let at = 0;
+        for (const v of xs) {
+          x.set(v, at);
+          at += v.length;
+        }
       }
       blockMatmulInto(blocks, bias, x, y);
+      hook?.(op, section, x, y);
     };
   }
 
