@@ -57,7 +57,10 @@ export interface WeightQuantSpec {
 
 /** Parameters chosen by src/passes/quantize and recorded in the IR ("quantized" level). */
 export interface MatQuant {
-  /** Weights are integers q in [-maxLevel, maxLevel]; W[i][j] = q[i][j] * colScale[j]. */
+  /**
+   * Weights are integers q in [-maxLevel, maxLevel]; W[i][j] = q[i][j] * colScale[j].
+   * 0 means float weights (float-numerics targets): weights exact, colScale all 1.
+   */
   maxLevel: number;
   /** Per output column, length = matrix cols. */
   colScale: number[];
