@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// imssa-run: execute a compiled program (.xbin) on the cycle-accurate interpreter.
+
+import { runMain } from "./main.js";
+import { Command } from "commander";
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { readProgramFile } from "../backend/container.js";
+import { fail } from "../common/errors.js";
+import { writeFileAtomic } from "../common/files.js";
+import { readFloatNpy, writeNpy } from "../common/npy.js";
+import { formatReport } from "../interp/report.js";
+import { runProgram } from "../interp/run.js";
+import { traceFile } from "../interp/trace.js";
+
+interface Options {
+  input?: string;
+  output?: string;
+  finalOutput?: string;
+  report?: boolean;
+  reportJson?: string;
+  trace?: string;
+  debug?: boolean;
+}
+
+const HELP_AFTER = `
+Inputs and outputs:
+  --input takes float32 or float64 .npy of shape [B, T, d_in] (B sequences of T steps) or
+  [T, d_in] (one sequence). Outputs keep the input's rank: step outputs are [B, T, d_out]
+  (or [T, d_out]), final outputs [B, d_final] (or [d_final]); several output buffers of a
+  program are concatenated along the last axis in program order.
+  --output receives the step outputs; if the program has final outputs but no step outputs,
+  it receives the final outputs instead. With both kinds, final outputs go to --final-output,
+  or to <output>.final.npy when only --output is given.
+  Files are written only after the whole run succeeded, each atomically.
+
+Report and trace:
+  --report prints cycles per step (first and steady state), total cycles, latency and
+  throughput at the target clock, utilization per unit type, energy by component and ADC
+  saturations per layer. --trace writes a Chrome Trace Event file (open it in
+  https://ui.perfetto.dev): the first sequence's init, first step and final, one process per
+  tile, one thread per unit, time in microseconds at the target clock.
+  The timing and energy model is described in docs/TIMING.md.`;
+
+/** "<stem>.final.npy" next to the step output file. */
+export function defaultFinalOutput(output: string): string {
+  return output.endsWith(".npy") ? `${output.slice(0, -".npy".length)}.final.npy` : `${output}.final.npy`;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const cmd = new Command("imssa-run")
+    .description("Run a compiled crossbar program (.xbin) on the cycle-accurate interpreter.")
+    .argument("<program>", "compiled program (.xbin)")
+    .option("-i, --input <x.npy>", "input sequences, float32/float64 .npy [B, T, d_in] or [T, d_in]")
+    .option("-o, --output <y.npy>", "write step outputs (or final outputs, see below) to this .npy")
+    .option("--final-output <f.npy>", "write final outputs to this .npy")
+    .option("--report", "print the timing / energy / saturation report to stdout")
+    .option("--report-json <r.json>", "write the report as JSON")
+    .option("--trace <t.json>", "write a Chrome Trace Event (Perfetto) trace of one step's schedule")
+    .option("--debug", "show stack traces for internal errors")
+    .addHelpText("after", HELP_AFTER)
+    .showHelpAfterError();
+  cmd.parse(argv);
+  const opts = cmd.opts<Options>();
+  const programFile = cmd.args[0]!;
+  if (opts.input === undefined) fail("usage", "missing --input <x.npy> (try --help)");
+
+  const program = readProgramFile(programFile);
+  const x = readFloatNpy(opts.input);
+  const rank = x.shape.length;
+  if (rank !== 2 && rank !== 3) fail("usage", `input must be [B, T, d_in] or [T, d_in], got shape [${x.shape.join(", ")}]`, { file: opts.input });
+  const shape: [number, number, number] = rank === 3 ? [x.shape[0]!, x.shape[1]!, x.shape[2]!] : [1, x.shape[0]!, x.shape[1]!];
+
+  const hasStep = program.io.stepOutputs.length > 0;
+  const hasFinal = program.io.finalOutputs.length > 0;
+  if (opts.finalOutput !== undefined && !hasFinal) fail("usage", "--final-output given but the program has no final outputs");
+  const stepFile = hasStep ? opts.output : undefined;
+  const finalFile = hasFinal ? (opts.finalOutput ?? (opts.output === undefined ? undefined : hasStep ? defaultFinalOutput(opts.output) : opts.output)) : undefined;
+  if (opts.output !== undefined && !hasStep && !hasFinal) fail("usage", "--output given but the program has no outputs");
+
+  const result = runProgram(program, x.data, shape, { trace: opts.trace !== undefined, file: programFile });
+
+  // Everything is computed; only now touch the file system.
+  if (stepFile !== undefined && result.step) {
+    const [B, T, d] = result.stepShape!;
+    writeNpy(stepFile, rank === 3 ? [B, T, d] : [T, d], result.step);
+  }
+  if (finalFile !== undefined && result.final) {
+    const [B, d] = result.finalShape!;
+    writeNpy(finalFile, rank === 3 ? [B, d] : [d], result.final);
+  }
+  if (opts.reportJson !== undefined) writeFileAtomic(opts.reportJson, `${JSON.stringify(result.report, null, 2)}\n`);
+  if (opts.trace !== undefined && result.trace) {
+    const r = result.report;
+    writeFileAtomic(opts.trace, JSON.stringify(traceFile(result.trace, { model: r.model, target: r.target, clockHz: r.clockHz, program: programFile })));
+  }
+  if (opts.report) process.stdout.write(formatReport(result.report));
+}
+
+// Run only as the entry point (the bin link may be a symlink), not when imported by tests.
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+if (isEntryPoint()) await runMain("imssa-run", main);

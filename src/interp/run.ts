@@ -1,0 +1,95 @@
+// Runs a verified program over a batch of sequences (program semantics of
+// src/backend/program.ts): per sequence reset memory, init, T steps, final.
+
+import type { IoBuffer, Program } from "../backend/program.js";
+import { UserError } from "../common/errors.js";
+import { Machine, type ScheduledInstr } from "./machine.js";
+import { buildReport, SectionAccumulator, type RunReport } from "./report.js";
+import { buildTrace, type SectionSpan, type TraceEvent } from "./trace.js";
+import { checkProgram } from "./verify.js";
+
+export interface RunOptions {
+  /** Record the schedule of the first sequence's init, first step and final as a trace. */
+  trace?: boolean;
+  /** File name used in error messages. */
+  file?: string;
+  /**
+   * Recompute the schedule on every section run instead of reusing the first run's (which
+   * is exact, see Machine.runSection); slower, for checking the timing model.
+   */
+  retime?: boolean;
+}
+
+export interface RunResult {
+  /** [B, T, d_out]: the step outputs concatenated in Program.io.stepOutputs order; null without step outputs. */
+  step: Float32Array | null;
+  /** [B, d_final]: the final outputs concatenated in order; null without final outputs. */
+  final: Float32Array | null;
+  stepShape: [number, number, number] | null;
+  finalShape: [number, number] | null;
+  report: RunReport;
+  trace?: TraceEvent[];
+}
+
+const totalSize = (bufs: IoBuffer[]): number => bufs.reduce((s, b) => s + b.size, 0);
+
+function checkInput(p: Program, input: Float32Array, shape: readonly number[], file: string): void {
+  if (p.io.inputs.length !== 1)
+    throw new UserError("unsupported", `the program has ${p.io.inputs.length} inputs; only programs with exactly one input can be run`, { file });
+  if (shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d >= 0))
+    throw new UserError("usage", `input shape [${shape.join(", ")}] is not [batch, steps, features]`);
+  const [B, T, d] = shape as [number, number, number];
+  const want = p.io.inputs[0]!;
+  if (d !== want.size)
+    throw new UserError("usage", `input has ${d} features per step but the program's input "${want.name}" has ${want.size}`);
+  if (B < 1 || T < 1) throw new UserError("usage", `input shape [${B}, ${T}, ${d}] is empty: need at least one sequence and one step`);
+  if (input.length !== B * T * d) throw new UserError("usage", `input has ${input.length} values, shape [${B}, ${T}, ${d}] needs ${B * T * d}`);
+}
+
+/** Copies the host-visible buffers out of global memory into out[offset ..]. */
+function readOutputs(global: ArrayLike<number>, bufs: IoBuffer[], out: Float32Array, offset: number): void {
+  let o = offset;
+  for (const b of bufs) for (let i = 0; i < b.size; i++) out[o++] = global[b.addr + i]!;
+}
+
+export function runProgram(p: Program, input: Float32Array, shape: [number, number, number], opts: RunOptions = {}): RunResult {
+  const file = opts.file ?? "<program>";
+  const target = checkProgram(p, file);
+  checkInput(p, input, shape, file);
+  const [B, T, dIn] = shape;
+  const machine = new Machine(p, target, file, opts.retime ?? false);
+  const inBuf = p.io.inputs[0]!;
+  const dOut = totalSize(p.io.stepOutputs);
+  const dFinal = totalSize(p.io.finalOutputs);
+  const step = p.io.stepOutputs.length > 0 ? new Float32Array(B * T * dOut) : null;
+  const final = p.io.finalOutputs.length > 0 ? new Float32Array(B * dFinal) : null;
+  const acc = { init: new SectionAccumulator(), stepFirst: new SectionAccumulator(), stepSteady: new SectionAccumulator(), final: new SectionAccumulator() };
+  const schedule: ScheduledInstr[] | undefined = opts.trace ? [] : undefined;
+  const spans: SectionSpan[] = [];
+  const global = machine.memory.global;
+
+  for (let b = 0; b < B; b++) {
+    const traced = b === 0 ? schedule : undefined;
+    machine.resetSequence();
+    const init = machine.runSection("init", T, traced);
+    acc.init.add(init);
+    if (traced) spans.push({ name: "init", start: init.start, cycles: init.cycles });
+    for (let t = 0; t < T; t++) {
+      const base = (b * T + t) * dIn;
+      global.set(input.subarray(base, base + dIn), inBuf.addr);
+      const r = machine.runSection("step", T, t === 0 ? traced : undefined);
+      (t === 0 ? acc.stepFirst : acc.stepSteady).add(r);
+      if (traced && t === 0) spans.push({ name: "step 0", start: r.start, cycles: r.cycles });
+      if (step) readOutputs(global, p.io.stepOutputs, step, (b * T + t) * dOut);
+    }
+    const fin = machine.runSection("final", T, traced);
+    acc.final.add(fin);
+    if (traced) spans.push({ name: "final", start: fin.start, cycles: fin.cycles });
+    if (final) readOutputs(global, p.io.finalOutputs, final, b * dFinal);
+  }
+
+  const report = buildReport({ program: p, machine, batch: B, steps: T, ...acc });
+  const result: RunResult = { step, final, stepShape: step ? [B, T, dOut] : null, finalShape: final ? [B, dFinal] : null, report };
+  if (schedule) result.trace = buildTrace(p, target.clockHz, schedule, spans);
+  return result;
+}

@@ -1,0 +1,112 @@
+// Builds small Programs by hand for interpreter tests: tiles, crossbar images, constants,
+// I/O buffers and instruction streams, with the target embedded exactly as the emitter does
+// (canonical JSON + sha256).
+
+import { createHash } from "node:crypto";
+import type { Instr } from "../../src/backend/isa.js";
+import { FORMAT_VERSION, type CrossbarImage, type IoBuffer, type Program, type SectionName, type TileProgram } from "../../src/backend/program.js";
+import { loadTarget, targetToJson } from "../../src/target/load.js";
+import type { Target } from "../../src/target/types.js";
+
+/** A shipped target with fields changed by `patch` (on a deep copy). */
+export function patchedTarget(name: string, patch: (t: Target) => void): Target {
+  const t = structuredClone(loadTarget(name));
+  patch(t);
+  return t;
+}
+
+export interface CrossbarSpec {
+  tile: number;
+  rows: number;
+  cols: number;
+  /** Row-major rows*cols integer levels (quantized targets) ... */
+  levels?: number[];
+  /** ... or float values (float targets). */
+  values?: number[];
+  inRange?: number[];
+  colScale?: number[];
+  outRange?: number[];
+  id?: number;
+}
+
+export class ProgramBuilder {
+  readonly tiles: TileProgram[] = [];
+  readonly crossbars: CrossbarImage[] = [];
+  readonly io: Program["io"];
+  private readonly symbols: string[] = [];
+
+  constructor(
+    readonly target: Target,
+    opts: { tiles?: number; memoryWords?: number; globalWords?: number } = {},
+  ) {
+    for (let i = 0; i < (opts.tiles ?? 1); i++) {
+      const empty = (): { code: Instr[]; symbols: number[] } => ({ code: [], symbols: [] });
+      this.tiles.push({ memoryWords: opts.memoryWords ?? 256, constants: [], sections: { init: empty(), step: empty(), final: empty() } });
+    }
+    this.io = { inputs: [], stepOutputs: [], finalOutputs: [], globalWords: opts.globalWords ?? 256 };
+  }
+
+  input(name: string, size: number, addr: number): this {
+    this.io.inputs.push({ name, size, addr } satisfies IoBuffer);
+    return this;
+  }
+
+  stepOutput(name: string, size: number, addr: number): this {
+    this.io.stepOutputs.push({ name, size, addr });
+    return this;
+  }
+
+  finalOutput(name: string, size: number, addr: number): this {
+    this.io.finalOutputs.push({ name, size, addr });
+    return this;
+  }
+
+  constant(tile: number, addr: number, data: number[]): this {
+    this.tiles[tile]!.constants.push({ addr, data: Float32Array.from(data) });
+    return this;
+  }
+
+  /** Adds a crossbar image; ranges default to 1 / scales to 1. Returns its id. */
+  crossbar(s: CrossbarSpec): number {
+    const id = s.id ?? this.crossbars.length;
+    const fill = (v: number[] | undefined, n: number): Float32Array => (v ? Float32Array.from(v) : new Float32Array(n).fill(1));
+    const weights: CrossbarImage["weights"] =
+      s.levels !== undefined ? { kind: "levels", levels: Int16Array.from(s.levels) } : { kind: "float", values: Float32Array.from(s.values ?? []) };
+    this.crossbars.push({
+      id,
+      tile: s.tile,
+      rows: s.rows,
+      cols: s.cols,
+      weights,
+      inRange: fill(s.inRange, s.rows),
+      colScale: fill(s.colScale, s.cols),
+      outRange: fill(s.outRange, s.cols),
+    });
+    return id;
+  }
+
+  emit(tile: number, section: SectionName, ins: Instr | Instr[], symbol = "main"): this {
+    let sym = this.symbols.indexOf(symbol);
+    if (sym < 0) sym = this.symbols.push(symbol) - 1;
+    const sec = this.tiles[tile]!.sections[section];
+    for (const i of Array.isArray(ins) ? ins : [ins]) {
+      sec.code.push(i);
+      sec.symbols.push(sym);
+    }
+    return this;
+  }
+
+  build(modelName = "test"): Program {
+    const json = targetToJson(this.target);
+    return {
+      formatVersion: FORMAT_VERSION,
+      compilerVersion: "test",
+      modelName,
+      target: { name: this.target.name, sha256: createHash("sha256").update(json, "utf8").digest("hex"), json },
+      io: structuredClone(this.io),
+      crossbars: this.crossbars.map((x) => ({ ...x })),
+      tiles: structuredClone(this.tiles),
+      symbols: [...this.symbols],
+    };
+  }
+}
