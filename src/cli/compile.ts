@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// imssa-compile: model (.s4d DSL or IR .json) -> crossbar program (.xbin), IR or assembly.
+
+import { runMain } from "./main.js";
+import { Command, Option } from "commander";
+import { basename, extname } from "node:path";
+import { formatAsm } from "../backend/asm.js";
+import { writeProgramFile } from "../backend/container.js";
+import { fail } from "../common/errors.js";
+import { writeFileAtomic } from "../common/files.js";
+import { modelToJson } from "../ir/json.js";
+import { compile, COMPILER_VERSION, loadModel, readCalibration } from "../pipeline.js";
+import { listTargets, loadTarget } from "../target/load.js";
+import { formatSummary, summarize } from "../summary.js";
+
+const EMITS = ["xbin", "ir", "lowered-ir", "quantized-ir", "asm"] as const;
+type Emit = (typeof EMITS)[number];
+
+interface Options {
+  target: string;
+  output?: string;
+  emit?: Emit;
+  calibrate?: string;
+  report?: boolean;
+  quiet?: boolean;
+  listTargets?: boolean;
+  debug?: boolean;
+}
+
+function defaultOutput(model: string, emit: Emit): string {
+  const stem = basename(model, extname(model));
+  return emit === "xbin" ? `${stem}.xbin` : emit === "asm" ? `${stem}.asm` : `${stem}.${emit}.json`;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const cmd = new Command("imssa-compile")
+    .description("Compile an S4D model (.s4d model DSL or imssa IR .json) for a crossbar target.")
+    .version(COMPILER_VERSION, "-V, --version")
+    .argument("[model]", "model file: .s4d (model DSL) or .json (imssa IR, e.g. from --emit ir)")
+    .option("-t, --target <name|file>", "shipped target name (see --list-targets) or path to a target .json", "xbar64")
+    .option("-o, --output <file>", "output file (default: <model>.xbin in the current directory; text emits go to stdout)")
+    .addOption(new Option("--emit <kind>", "what to produce").choices(EMITS as unknown as string[]))
+    .option("--calibrate <inputs.npy>", "calibrate DAC/ADC ranges on these inputs [B, T, d_in] (default: a seeded N(0,1) input distribution, see docs)")
+    .option("--report", "print the compile summary to stdout (it always goes to stderr unless --quiet)")
+    .option("-q, --quiet", "no compile summary on stderr")
+    .option("--list-targets", "list the shipped targets and exit")
+    .option("--debug", "show stack traces for internal errors")
+    .showHelpAfterError();
+  cmd.parse(argv);
+  const opts = cmd.opts<Options>();
+  const modelFile = cmd.args[0];
+
+  if (opts.listTargets) {
+    for (const t of listTargets()) process.stdout.write(`${t.name.padEnd(10)} ${t.description}\n`);
+    return;
+  }
+  if (modelFile === undefined) fail("usage", "missing model file (try --help)");
+
+  const model = loadModel(modelFile);
+  const emit: Emit = opts.emit ?? "xbin";
+  if (emit === "ir") {
+    writeText(modelToJson(model), opts.output);
+    return;
+  }
+  const target = loadTarget(opts.target);
+  const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
+  const result = compile(model, target, { calibration, sourceName: modelFile });
+
+  const summary = summarize(result, target);
+  if (!opts.quiet) process.stderr.write(formatSummary(summary));
+  if (opts.report) process.stdout.write(formatSummary(summary));
+
+  switch (emit) {
+    case "lowered-ir":
+      return writeText(modelToJson(result.lowered), opts.output);
+    case "quantized-ir":
+      return writeText(modelToJson(result.quantized), opts.output);
+    case "asm":
+      return writeText(formatAsm(result.program), opts.output);
+    case "xbin": {
+      const out = opts.output ?? defaultOutput(modelFile, "xbin");
+      writeProgramFile(out, result.program);
+      if (!opts.quiet) process.stderr.write(`wrote ${out}\n`);
+      return;
+    }
+  }
+}
+
+function writeText(text: string, output: string | undefined): void {
+  const body = text.endsWith("\n") ? text : `${text}\n`;
+  if (output === undefined || output === "-") process.stdout.write(body);
+  else writeFileAtomic(output, body);
+}
+
+await runMain("imssa-compile", main);

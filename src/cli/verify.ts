@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// imssa-verify: compile a model, run it on the interpreter and on the float64 reference,
+// and fail (exit 3) when the error exceeds the bound the target's quantization implies.
+
+import { runMain } from "./main.js";
+import { Command } from "commander";
+import { fail } from "../common/errors.js";
+import { writeFileAtomic } from "../common/files.js";
+import { readFloatNpy } from "../common/npy.js";
+import { COMPILER_VERSION, loadModel, readCalibration } from "../pipeline.js";
+import { loadTarget } from "../target/load.js";
+import { formatVerify, verifyModel } from "../verify/index.js";
+
+export const EXIT_VERIFY_FAILED = 3;
+
+interface Options {
+  target: string;
+  input?: string;
+  calibrate?: string;
+  tolerance?: string;
+  json?: string;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const cmd = new Command("imssa-verify")
+    .description(
+      "Compile a model, run it on the interpreter and the float64 reference with the same inputs, and compare.\n" +
+        "Exit status: 0 within the bound, 3 when an output's max abs error exceeds it, 1 on bad input.\n" +
+        "The bound: float targets 1e-5 x max|reference|; quantized targets 2 x the worst error of a\n" +
+        "quantization-noise model of the target (DAC/ADC half steps, clipping), see docs/VERIFY.md.",
+    )
+    .version(COMPILER_VERSION, "-V, --version")
+    .argument("<model>", "model file: .s4d or IR .json")
+    .option("-t, --target <name|file>", "target name or .json file", "xbar64")
+    .requiredOption("-i, --input <x.npy>", "inputs, float [B, T, d_in] or [T, d_in]")
+    .option("--calibrate <c.npy>", "calibration inputs for DAC/ADC ranges (default: the compiler's default distribution)")
+    .option("--tolerance <abs>", "allowed max abs error for every output, instead of the derived bound")
+    .option("--json <file>", "also write the results as JSON")
+    .option("--debug", "show stack traces for internal errors")
+    .showHelpAfterError();
+  cmd.parse(argv);
+  const opts = cmd.opts<Options>();
+  const modelFile = cmd.args[0]!;
+  let tolerance: number | undefined;
+  if (opts.tolerance !== undefined) {
+    tolerance = Number(opts.tolerance);
+    if (!Number.isFinite(tolerance) || tolerance < 0) fail("usage", `--tolerance must be a non-negative number, found '${opts.tolerance}'`);
+  }
+  const model = loadModel(modelFile);
+  const target = loadTarget(opts.target);
+  const { shape, data } = readFloatNpy(opts.input!);
+  const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
+  const result = verifyModel(model, target, data, shape, { calibration, tolerance, inputFile: opts.input! });
+  process.stdout.write(formatVerify(result, model.name, target.name));
+  if (opts.json) {
+    const { compiled: _compiled, ...rest } = result;
+    const replacer = (_k: string, v: unknown): unknown => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v);
+    writeFileAtomic(opts.json, `${JSON.stringify({ model: model.name, target: target.name, ...rest }, replacer, 2)}\n`);
+  }
+  if (!result.pass) process.exitCode = EXIT_VERIFY_FAILED;
+}
+
+await runMain("imssa-verify", main);

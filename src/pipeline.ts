@@ -1,0 +1,79 @@
+// The whole compiler in one screen: front end -> lower -> quantize -> tile -> emit.
+// Each phase lives in its own module; this file only sequences them and picks the front end.
+
+import { extname } from "node:path";
+import type { Program } from "./backend/program.js";
+import { emitProgram } from "./backend/emit.js";
+import { fail } from "./common/errors.js";
+import { readFloatNpy } from "./common/npy.js";
+import { compileDslFile } from "./frontend/dsl/index.js";
+import { readModelFile } from "./ir/json.js";
+import type { CrossbarPlan } from "./ir/plan.js";
+import type { Model } from "./ir/types.js";
+import { checkModel } from "./ir/validate.js";
+import { lower } from "./passes/lower.js";
+import { quantize } from "./passes/quantize.js";
+import { tile } from "./passes/tile.js";
+import type { Target } from "./target/types.js";
+
+export const COMPILER_VERSION = "0.1.0";
+
+/** Reads a model from any supported front end, chosen by file extension. */
+export function loadModel(file: string): Model {
+  const ext = extname(file).toLowerCase();
+  if (ext === ".s4d") return compileDslFile(file);
+  if (ext === ".json") return readModelFile(file);
+  if (ext === ".onnx") return fail("unsupported", "ONNX models are not supported yet; use a .s4d model or IR JSON", { file });
+  return fail("usage", `unknown model file type '${ext || "(none)"}': expected .s4d (model DSL) or .json (imssa IR)`, { file });
+}
+
+/** A batch of sequences [B, T, d] as the evaluator's per-sequence input records. */
+export function sequencesFromBatch(model: Model, data: ArrayLike<number>, shape: readonly number[], file: string): Record<string, Float64Array[]>[] {
+  if (model.inputs.length !== 1) fail("unsupported", `model '${model.name}' has ${model.inputs.length} inputs; only single-input models take .npy input`, { file });
+  const input = model.inputs[0]!;
+  const [B, T, d] = shape.length === 3 ? shape : shape.length === 2 ? [1, shape[0]!, shape[1]!] : [0, 0, 0];
+  if (shape.length !== 2 && shape.length !== 3) fail("format", `expected an array of shape [B, T, ${input.size}] or [T, ${input.size}], found [${shape.join(", ")}]`, { file });
+  if (d !== input.size) fail("format", `input '${input.name}' has width ${input.size}, but the array's last dimension is ${d} (shape [${shape.join(", ")}])`, { file });
+  if (T === 0) fail("format", "the array has no time steps", { file });
+  const out: Record<string, Float64Array[]>[] = [];
+  for (let b = 0; b < B!; b++) {
+    const steps: Float64Array[] = [];
+    for (let t = 0; t < T!; t++) {
+      const base = (b * T! + t) * d;
+      steps.push(Float64Array.from({ length: d }, (_, i) => data[base + i]!));
+    }
+    out.push({ [input.name]: steps });
+  }
+  return out;
+}
+
+export function readCalibration(model: Model, file: string): Record<string, Float64Array[]>[] {
+  const { shape, data } = readFloatNpy(file);
+  return sequencesFromBatch(model, data, shape, file);
+}
+
+export interface CompileResult {
+  model: Model;
+  lowered: Model;
+  quantized: Model;
+  plan: CrossbarPlan;
+  program: Program;
+}
+
+export interface CompileOptions {
+  /** Calibration sequences for DAC/ADC ranges; null: the documented default distribution. */
+  calibration?: Record<string, Float64Array[]>[] | null;
+  /** Name for diagnostics of in-memory IR between passes. */
+  sourceName?: string;
+}
+
+export function compile(model: Model, target: Target, opts: CompileOptions = {}): CompileResult {
+  const where = opts.sourceName ?? model.name;
+  const lowered = lower(model);
+  checkModel(lowered, `${where} (after lowering)`);
+  const quantized = quantize(lowered, target, opts.calibration ?? null);
+  checkModel(quantized, `${where} (after quantization)`);
+  const plan = tile(quantized, target);
+  const program = emitProgram(quantized, plan, target, { compilerVersion: COMPILER_VERSION });
+  return { model, lowered, quantized, plan, program };
+}

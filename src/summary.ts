@@ -1,0 +1,98 @@
+// The compile summary: what a user asks first ("does it fit, how well is it packed, how much
+// code"). Computed from the plan and the emitted program, never from estimates.
+
+import { SECTION_NAMES, type SectionName } from "./backend/program.js";
+import type { CompileResult } from "./pipeline.js";
+import type { Target } from "./target/types.js";
+import { totalCrossbars } from "./target/types.js";
+
+export interface LayerUsage {
+  layer: string;
+  crossbars: number;
+  lowerBound: number;
+}
+
+export interface CompileSummary {
+  model: string;
+  target: string;
+  crossbarsUsed: number;
+  crossbarsLowerBound: number;
+  crossbarsAvailable: number | "unlimited";
+  tilesUsed: number;
+  /** Cells covered by pieces / cells of the used crossbars. */
+  cellUtilization: number;
+  /** Nonzero weights / cells of the used crossbars. */
+  weightDensity: number;
+  instructions: Record<SectionName, number>;
+  instructionsByOpcode: Record<SectionName, Record<string, number>>;
+  layers: LayerUsage[];
+}
+
+export function summarize(result: CompileResult, target: Target): CompileSummary {
+  const { plan, program } = result;
+  const cellsPerXbar = plan.rows * plan.cols;
+  let covered = 0;
+  for (const xb of plan.crossbars) for (const p of xb.pieces) covered += p.inRows.length * p.outCols.length;
+  let nonzeros = 0;
+  for (const m of plan.perMatrix) nonzeros += m.nonzeros;
+
+  const instructions = { init: 0, step: 0, final: 0 } as Record<SectionName, number>;
+  const byOpcode = { init: {}, step: {}, final: {} } as Record<SectionName, Record<string, number>>;
+  let tilesUsed = 0;
+  for (const t of program.tiles) {
+    let used = false;
+    for (const s of SECTION_NAMES) {
+      const code = t.sections[s].code;
+      instructions[s] += code.length;
+      if (code.length > 0) used = true;
+      for (const ins of code) byOpcode[s][ins.op] = (byOpcode[s][ins.op] ?? 0) + 1;
+    }
+    if (used) tilesUsed++;
+  }
+
+  const layerMap = new Map<string, LayerUsage>();
+  for (const m of plan.perMatrix) {
+    const key = m.layer ?? m.op;
+    const u = layerMap.get(key) ?? { layer: key, crossbars: 0, lowerBound: 0 };
+    u.crossbars += m.used;
+    u.lowerBound += m.lowerBound;
+    layerMap.set(key, u);
+  }
+
+  const available = totalCrossbars(target);
+  const used = plan.crossbars.length;
+  return {
+    model: result.model.name,
+    target: target.name,
+    crossbarsUsed: used,
+    crossbarsLowerBound: plan.lowerBound,
+    crossbarsAvailable: Number.isFinite(available) ? available : "unlimited",
+    tilesUsed,
+    cellUtilization: used === 0 ? 0 : covered / (used * cellsPerXbar),
+    weightDensity: used === 0 ? 0 : nonzeros / (used * cellsPerXbar),
+    instructions,
+    instructionsByOpcode: byOpcode,
+    layers: [...layerMap.values()],
+  };
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+
+export function formatSummary(s: CompileSummary): string {
+  const lines: string[] = [];
+  const ratio = s.crossbarsLowerBound > 0 ? (s.crossbarsUsed / s.crossbarsLowerBound).toFixed(3) : "n/a";
+  lines.push(`imssa-compile: ${s.model} -> ${s.target}`);
+  lines.push(`  crossbars     ${s.crossbarsUsed} used, lower bound ${s.crossbarsLowerBound} (x${ratio}), ${s.crossbarsAvailable} available`);
+  lines.push(`  tiles used    ${s.tilesUsed}`);
+  lines.push(`  utilization   ${pct(s.cellUtilization)} of cells in used crossbars hold weights (${pct(s.weightDensity)} nonzero)`);
+  for (const sec of SECTION_NAMES) {
+    const ops = Object.entries(s.instructionsByOpcode[sec])
+      .sort((a, b) => b[1] - a[1])
+      .map(([op, n]) => `${op} ${n}`)
+      .join(", ");
+    lines.push(`  ${sec.padEnd(6)}        ${s.instructions[sec]} instructions${ops ? ` (${ops})` : ""}`);
+  }
+  lines.push("  per layer     crossbars (lower bound)");
+  for (const l of s.layers) lines.push(`    ${l.layer.padEnd(28)} ${l.crossbars} (${l.lowerBound})`);
+  return `${lines.join("\n")}\n`;
+}
