@@ -2,15 +2,12 @@
 // plus vector ops and a tile-to-tile message, run for N steps, next to a bare Float32Array
 // dense matvec over the same matrices in the same process.
 //
-//   node dist/bench/interp.bench.js [steps]      (after tsc -p tsconfig.json)
+//   npm run bench            (builds with tsconfig.bench.json, then runs this file)
 
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Instr } from "../src/backend/isa.js";
 import { FORMAT_VERSION, type CrossbarImage, type Program, type TileProgram } from "../src/backend/program.js";
 import { runProgram } from "../src/interp/run.js";
-import { targetFromJson, targetToJson } from "../src/target/load.js";
+import { loadTarget, targetToJson } from "../src/target/load.js";
 import { createHash } from "node:crypto";
 
 const N = 64; // crossbar rows = cols
@@ -29,20 +26,8 @@ function rng(seed: number): () => number {
   };
 }
 
-/** The shipped targets/ directory, found upwards from this file (works from bench/ and dist/bench/). */
-function targetsDir(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, "targets", "xbar64.json"))) return join(dir, "targets");
-    const up = dirname(dir);
-    if (up === dir) throw new Error("cannot find targets/xbar64.json above the benchmark");
-    dir = up;
-  }
-}
-
 function buildProgram(): Program {
-  const file = join(targetsDir(), "xbar64.json");
-  const target = targetFromJson(readFileSync(file, "utf8"), file);
+  const target = loadTarget("xbar64");
   const L = target.crossbar.numerics.kind === "quantized" ? target.crossbar.numerics.deviceLevels - 1 : 1;
   const rand = rng(42);
   const crossbars: CrossbarImage[] = [];

@@ -3,6 +3,7 @@
 // problem becomes one Diagnostic located at {file, JSON pointer}; all of them are reported
 // at once so a user fixes a file in one round.
 
+import { packageUrl } from "../common/package-root.js";
 import { UserError, type Diagnostic } from "../common/errors.js";
 import { loadSchema, MAX_DIAGNOSTICS, type SchemaValidator } from "../common/json.js";
 import { opOutputSize, type SizeEnv } from "./sizes.js";
@@ -45,7 +46,7 @@ let schemaValidator: SchemaValidator | undefined;
 
 /** The compiled IR schema (compiled once, on first use). */
 export function irSchema(): SchemaValidator {
-  schemaValidator ??= loadSchema(new URL("../../ir/ir.schema.json", import.meta.url));
+  schemaValidator ??= loadSchema(packageUrl("ir/ir.schema.json"));
   return schemaValidator;
 }
 

@@ -5,14 +5,14 @@
 
 import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { packageUrl } from "../common/package-root.js";
 import { UserError } from "../common/errors.js";
 import { readText } from "../common/files.js";
 import { canonicalJson, parseJson, rethrowLocated, sha256Hex } from "../common/json.js";
 import { validateTargetJson } from "./schema.js";
 import type { Target } from "./types.js";
 
-// Resolves to <package>/targets/ both from src/target/ (tests) and dist/target/ (built CLI).
-const TARGETS_DIR = new URL("../../targets/", import.meta.url);
+const TARGETS_DIR = packageUrl("targets/");
 const SCHEMA_FILE = "target.schema.json";
 
 /** True when `spec` names a file rather than a shipped target. */

@@ -2,6 +2,7 @@
 // then the cross-field rules a JSON Schema cannot express.
 
 import { UserError, type Diagnostic } from "../common/errors.js";
+import { packageUrl } from "../common/package-root.js";
 import { loadSchema, type SchemaValidator } from "../common/json.js";
 import type { Target } from "./types.js";
 
@@ -14,7 +15,7 @@ const MAX_IDS = 0x10000;
 let schemaValidator: SchemaValidator | undefined;
 
 export function targetSchema(): SchemaValidator {
-  schemaValidator ??= loadSchema(new URL("../../targets/target.schema.json", import.meta.url));
+  schemaValidator ??= loadSchema(packageUrl("targets/target.schema.json"));
   return schemaValidator;
 }
 

@@ -1,0 +1,310 @@
+// The .xbin container: a FlatBuffers payload (schema ir/program.fbs, file identifier
+// "IMSA") followed by a fixed 12-byte trailer:
+//   u32 LE payload length | u32 LE CRC-32 of the payload | "IMSX"
+// The trailer sits outside the checksummed bytes, and flatbuffers readers ignore bytes after
+// the payload, so other languages can read the file with plain flatc-generated code.
+// Decoding checks, in order: identifier, trailer (truncation), checksum, format version,
+// structure (every read bounds-checked), lengths, and that each instruction word decodes.
+// It does not check what instructions mean; that is the verifier's job (src/interp).
+
+import * as flatbuffers from "flatbuffers";
+import { assert, fail, UserError } from "../common/errors.js";
+import { readBytes, writeFileAtomic } from "../common/files.js";
+import { crc32 } from "./checksum.js";
+import * as fb from "./generated/program_generated.js";
+import { decodeInstr, encodeInstr, fieldRangeError, WORDS_PER_INSTRUCTION, type Instr } from "./isa.js";
+import {
+  FILE_IDENTIFIER,
+  FORMAT_VERSION,
+  SECTION_NAMES,
+  type CrossbarImage,
+  type IoBuffer,
+  type Program,
+  type Section,
+  type SectionName,
+  type TileProgram,
+} from "./program.js";
+
+export const TRAILER_BYTES = 12;
+export const TRAILER_MAGIC = "IMSX";
+/** A flatbuffer needs at least its root offset and the file identifier. */
+const MIN_PAYLOAD_BYTES = 8;
+
+// ---------------------------------------------------------------------------------------
+// Encoding
+
+function encodeSection(b: flatbuffers.Builder, s: Section, where: string): flatbuffers.Offset {
+  assert(s.symbols.length === s.code.length, `${where}: ${s.code.length} instructions but ${s.symbols.length} symbols`);
+  const words = new Uint32Array(s.code.length * WORDS_PER_INSTRUCTION);
+  s.code.forEach((ins, i) => {
+    const err = fieldRangeError(ins);
+    assert(err === null, `${where}[${i}]: ${err}`);
+    encodeInstr(ins, words, i * WORDS_PER_INSTRUCTION);
+  });
+  const code = fb.Section.createCodeVector(b, words);
+  const symbols = fb.Section.createSymbolsVector(b, Int32Array.from(s.symbols));
+  return fb.Section.createSection(b, code, symbols);
+}
+
+function encodeTile(b: flatbuffers.Builder, t: TileProgram, index: number): flatbuffers.Offset {
+  const constants = fb.Tile.createConstantsVector(
+    b,
+    t.constants.map((c) => fb.ConstSegment.createConstSegment(b, c.addr, fb.ConstSegment.createDataVector(b, c.data))),
+  );
+  const [init, step, fin] = SECTION_NAMES.map((name) => encodeSection(b, t.sections[name], `tile ${index} ${name}`));
+  fb.Tile.startTile(b);
+  fb.Tile.addMemoryWords(b, t.memoryWords);
+  fb.Tile.addConstants(b, constants);
+  fb.Tile.addInitSection(b, init!);
+  fb.Tile.addStepSection(b, step!);
+  fb.Tile.addFinalSection(b, fin!);
+  return fb.Tile.endTile(b);
+}
+
+function encodeCrossbar(b: flatbuffers.Builder, x: CrossbarImage): flatbuffers.Offset {
+  const levels = x.weights.kind === "levels" ? fb.Crossbar.createLevelsVector(b, x.weights.levels) : 0;
+  const values = x.weights.kind === "float" ? fb.Crossbar.createValuesVector(b, x.weights.values) : 0;
+  const inRange = fb.Crossbar.createInRangeVector(b, x.inRange);
+  const colScale = fb.Crossbar.createColScaleVector(b, x.colScale);
+  const outRange = fb.Crossbar.createOutRangeVector(b, x.outRange);
+  return fb.Crossbar.createCrossbar(b, x.id, x.tile, x.rows, x.cols, levels, values, inRange, colScale, outRange);
+}
+
+function encodeIoList(b: flatbuffers.Builder, list: IoBuffer[]): flatbuffers.Offset[] {
+  return list.map((io) => fb.IoBuffer.createIoBuffer(b, b.createString(io.name), io.size, io.addr));
+}
+
+/** The FlatBuffers payload alone (no trailer). Writes `p.formatVersion` as given. */
+function encodePayload(p: Program): Uint8Array {
+  const b = new flatbuffers.Builder(1 << 16);
+  const compilerVersion = b.createString(p.compilerVersion);
+  const modelName = b.createString(p.modelName);
+  const target = fb.TargetInfo.createTargetInfo(b, b.createString(p.target.name), b.createString(p.target.sha256), b.createString(p.target.json));
+  const io = fb.IoMap.createIoMap(
+    b,
+    fb.IoMap.createInputsVector(b, encodeIoList(b, p.io.inputs)),
+    fb.IoMap.createStepOutputsVector(b, encodeIoList(b, p.io.stepOutputs)),
+    fb.IoMap.createFinalOutputsVector(b, encodeIoList(b, p.io.finalOutputs)),
+    p.io.globalWords,
+  );
+  const crossbars = fb.Program.createCrossbarsVector(b, p.crossbars.map((x) => encodeCrossbar(b, x)));
+  const tiles = fb.Program.createTilesVector(b, p.tiles.map((t, i) => encodeTile(b, t, i)));
+  const symbols = fb.Program.createSymbolsVector(b, p.symbols.map((s) => fb.DebugSymbol.createDebugSymbol(b, b.createString(s))));
+  fb.Program.startProgram(b);
+  fb.Program.addFormatVersion(b, p.formatVersion);
+  fb.Program.addCompilerVersion(b, compilerVersion);
+  fb.Program.addModelName(b, modelName);
+  fb.Program.addTarget(b, target);
+  fb.Program.addIo(b, io);
+  fb.Program.addCrossbars(b, crossbars);
+  fb.Program.addTiles(b, tiles);
+  fb.Program.addSymbols(b, symbols);
+  fb.Program.finishProgramBuffer(b, fb.Program.endProgram(b));
+  return b.asUint8Array();
+}
+
+/** The complete .xbin bytes: payload + trailer. */
+export function encodeProgram(p: Program): Uint8Array {
+  const payload = encodePayload(p);
+  const out = new Uint8Array(payload.length + TRAILER_BYTES);
+  out.set(payload, 0);
+  const view = new DataView(out.buffer);
+  view.setUint32(payload.length, payload.length, true);
+  view.setUint32(payload.length + 4, crc32(payload), true);
+  for (let i = 0; i < 4; i++) out[payload.length + 8 + i] = TRAILER_MAGIC.charCodeAt(i);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding
+
+/** Thrown by CheckedByteBuffer; turned into a format error naming the file. */
+class OutOfBounds extends Error {}
+
+/**
+ * The flatbuffers JS runtime reads whatever an offset points at (undefined past the end
+ * becomes 0). Bounds-checking the primitive reads turns every bad offset into an error;
+ * the accessors we use go through these (typed-array views throw RangeError on their own).
+ */
+class CheckedByteBuffer extends flatbuffers.ByteBuffer {
+  private check(offset: number, size: number): void {
+    if (!(Number.isInteger(offset) && offset >= 0 && offset + size <= this.capacity()))
+      throw new OutOfBounds(`a ${size}-byte read at offset ${offset} is outside the ${this.capacity()}-byte payload`);
+  }
+  override readUint8(offset: number): number {
+    this.check(offset, 1);
+    return super.readUint8(offset);
+  }
+  override readUint16(offset: number): number {
+    this.check(offset, 2);
+    return super.readUint16(offset);
+  }
+  override readInt32(offset: number): number {
+    this.check(offset, 4);
+    return super.readInt32(offset);
+  }
+  override __string(offset: number, encoding?: flatbuffers.Encoding): string | Uint8Array {
+    const start = offset + this.readInt32(offset);
+    const len = this.readInt32(start);
+    this.check(start + 4, len);
+    return super.__string(offset, encoding);
+  }
+}
+
+function printable(bytes: Uint8Array): string {
+  return Array.from(bytes, (c) => (c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, "0")}`)).join("");
+}
+
+const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, "0")}`;
+
+/** Checks the envelope and returns a private, aligned copy of the payload. */
+function openEnvelope(bytes: Uint8Array, file: string): Uint8Array {
+  const bad = (message: string): never => fail("format", message, { file });
+  if (bytes.length < MIN_PAYLOAD_BYTES) bad(`file is too short to be an imssa program (${bytes.length} bytes)`);
+  const ident = bytes.subarray(4, 8);
+  if (printable(ident) !== FILE_IDENTIFIER) bad(`not an imssa program (file identifier "${printable(ident)}", expected "${FILE_IDENTIFIER}")`);
+  if (bytes.length < MIN_PAYLOAD_BYTES + TRAILER_BYTES) bad(`file is truncated (${bytes.length} bytes, too short for the container trailer)`);
+  const end = bytes.length - TRAILER_BYTES;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (printable(bytes.subarray(bytes.length - 4)) !== TRAILER_MAGIC)
+    bad(`file is truncated or has trailing bytes: it does not end with the container trailer "${TRAILER_MAGIC}" (${bytes.length} bytes)`);
+  const declared = view.getUint32(end, true);
+  if (declared > end) bad(`file is truncated: the trailer declares a ${declared}-byte payload but only ${end} bytes precede it`);
+  if (declared < end) bad(`file is damaged: the trailer declares a ${declared}-byte payload but ${end} bytes precede it`);
+  const stored = view.getUint32(end + 4, true);
+  // A real copy (Buffer#slice would be a view) at offset 0, so typed-array views of its
+  // vectors are aligned and the Program shares nothing with the caller's bytes.
+  const payload = new Uint8Array(end);
+  payload.set(bytes.subarray(0, end));
+  const actual = crc32(payload);
+  if (stored !== actual) bad(`checksum mismatch: the file is corrupted (stored CRC-32 ${hex32(stored)}, computed ${hex32(actual)})`);
+  return payload;
+}
+
+function required<T>(v: T | null | undefined, what: string): T {
+  if (v === null || v === undefined) throw new OutOfBounds(`required field ${what} is missing`);
+  return v;
+}
+
+function decodeIo(list: (i: number) => fb.IoBuffer | null, n: number, what: string): IoBuffer[] {
+  const out: IoBuffer[] = [];
+  for (let i = 0; i < n; i++) {
+    const io = required(list(i), `${what}[${i}]`);
+    out.push({ name: required(io.name(), `${what}[${i}].name`), size: io.size(), addr: io.addr() });
+  }
+  return out;
+}
+
+function decodeCrossbar(x: fb.Crossbar, index: number, bad: (m: string) => never): CrossbarImage {
+  const where = `crossbar #${index} (id ${x.id()})`;
+  const rows = x.rows();
+  const cols = x.cols();
+  const levels = x.levelsArray();
+  const values = x.valuesArray();
+  if ((levels === null) === (values === null)) bad(`${where} must have exactly one of integer levels and float weights`);
+  const weights: CrossbarImage["weights"] = levels !== null ? { kind: "levels", levels: levels.slice() } : { kind: "float", values: values!.slice() };
+  const n = weights.kind === "levels" ? weights.levels.length : weights.values.length;
+  if (n !== rows * cols) bad(`${where} has ${n} weights, expected rows*cols = ${rows}*${cols} = ${rows * cols}`);
+  const vec = (a: Float32Array | null, len: number, name: string): Float32Array => {
+    const v = required(a, `${where}.${name}`);
+    if (v.length !== len) bad(`${where} ${name} has ${v.length} entries, expected ${len}`);
+    return v.slice();
+  };
+  return {
+    id: x.id(),
+    tile: x.tile(),
+    rows,
+    cols,
+    weights,
+    inRange: vec(x.inRangeArray(), rows, "in_range"),
+    colScale: vec(x.colScaleArray(), cols, "col_scale"),
+    outRange: vec(x.outRangeArray(), cols, "out_range"),
+  };
+}
+
+function decodeSection(s: fb.Section, where: string, symbolCount: number, bad: (m: string) => never): Section {
+  const words = s.codeArray() ?? new Uint32Array(0);
+  const symbols = s.symbolsArray() ?? new Int32Array(0);
+  if (words.length % WORDS_PER_INSTRUCTION !== 0)
+    bad(`${where}: ${words.length} instruction words is not a multiple of ${WORDS_PER_INSTRUCTION}`);
+  const count = words.length / WORDS_PER_INSTRUCTION;
+  if (symbols.length !== count) bad(`${where}: ${count} instructions but ${symbols.length} symbol indices`);
+  const code: Instr[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = decodeInstr(words, i * WORDS_PER_INSTRUCTION);
+    if (!r.ok) bad(`${where}, instruction ${i}: ${r.error}`);
+    else code.push(r.instr);
+    const sym = symbols[i]!;
+    if (sym < 0 || sym >= symbolCount) bad(`${where}, instruction ${i}: symbol index ${sym} is outside the symbol table (${symbolCount} entries)`);
+  }
+  return { code, symbols: Array.from(symbols) };
+}
+
+function decodeRoot(root: fb.Program, file: string): Program {
+  const bad = (message: string): never => fail("format", message, { file });
+  const formatVersion = root.formatVersion();
+  if (formatVersion > FORMAT_VERSION) bad(`format version ${formatVersion} is newer than this imssa supports (${FORMAT_VERSION}); upgrade imssa`);
+  if (formatVersion < 1) bad(`format version ${formatVersion} is not valid`);
+
+  const symbols: string[] = [];
+  for (let i = 0; i < root.symbolsLength(); i++) symbols.push(required(required(root.symbols(i), `symbols[${i}]`).name(), `symbols[${i}].name`));
+
+  const target = required(root.target(), "target");
+  const io = required(root.io(), "io");
+  const tiles: TileProgram[] = [];
+  for (let t = 0; t < root.tilesLength(); t++) {
+    const tile = required(root.tiles(t), `tiles[${t}]`);
+    const constants: TileProgram["constants"] = [];
+    for (let c = 0; c < tile.constantsLength(); c++) {
+      const seg = required(tile.constants(c), `tiles[${t}].constants[${c}]`);
+      constants.push({ addr: seg.addr(), data: (seg.dataArray() ?? new Float32Array(0)).slice() });
+    }
+    const raw: Record<SectionName, fb.Section | null> = { init: tile.initSection(), step: tile.stepSection(), final: tile.finalSection() };
+    const sections = {} as Record<SectionName, Section>;
+    for (const name of SECTION_NAMES) sections[name] = decodeSection(required(raw[name], `tiles[${t}].${name}_section`), `tile ${t}, section ${name}`, symbols.length, bad);
+    tiles.push({ memoryWords: tile.memoryWords(), constants, sections });
+  }
+  const crossbars: CrossbarImage[] = [];
+  for (let i = 0; i < root.crossbarsLength(); i++) {
+    const x = decodeCrossbar(required(root.crossbars(i), `crossbars[${i}]`), i, bad);
+    if (x.tile >= tiles.length) bad(`crossbar ${x.id} is on tile ${x.tile} but the program has ${tiles.length} tiles`);
+    crossbars.push(x);
+  }
+  return {
+    formatVersion,
+    compilerVersion: required(root.compilerVersion(), "compiler_version"),
+    modelName: required(root.modelName(), "model_name"),
+    target: { name: required(target.name(), "target.name"), sha256: required(target.sha256(), "target.sha256"), json: required(target.json(), "target.json") },
+    io: {
+      inputs: decodeIo((i) => io.inputs(i), io.inputsLength(), "io.inputs"),
+      stepOutputs: decodeIo((i) => io.stepOutputs(i), io.stepOutputsLength(), "io.step_outputs"),
+      finalOutputs: decodeIo((i) => io.finalOutputs(i), io.finalOutputsLength(), "io.final_outputs"),
+      globalWords: io.globalWords(),
+    },
+    crossbars,
+    tiles,
+    symbols,
+  };
+}
+
+/** Decodes .xbin bytes; every problem is a UserError of kind "format" naming `file`. */
+export function decodeProgram(bytes: Uint8Array, file: string): Program {
+  const payload = openEnvelope(bytes, file);
+  try {
+    return decodeRoot(fb.Program.getRootAsProgram(new CheckedByteBuffer(payload)), file);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    if (e instanceof OutOfBounds || e instanceof RangeError || e instanceof TypeError)
+      fail("format", `structurally invalid program (not a valid FlatBuffer): ${e.message}`, { file });
+    throw e;
+  }
+}
+
+/** Writes the program atomically (temp file + rename). */
+export function writeProgramFile(file: string, p: Program): void {
+  writeFileAtomic(file, encodeProgram(p));
+}
+
+export function readProgramFile(file: string): Program {
+  return decodeProgram(readBytes(file), file);
+}
