@@ -69,7 +69,9 @@ export interface CompileOptions {
 
 export function compile(model: Model, target: Target, opts: CompileOptions = {}): CompileResult {
   const where = opts.sourceName ?? model.name;
-  const lowered = lower(model);
+  if (model.level === "quantized") return fail("usage", "the IR is already quantized; compile its model-level or lowered IR instead", { file: where });
+  // Front ends that lift graphs to matrices themselves (ONNX) hand over lowered IR already.
+  const lowered = model.level === "model" ? lower(model) : model;
   checkModel(lowered, `${where} (after lowering)`);
   const quantized = quantize(lowered, target, opts.calibration ?? null);
   checkModel(quantized, `${where} (after quantization)`);

@@ -1,6 +1,7 @@
 // The compile summary: what a user asks first ("does it fit, how well is it packed, how much
 // code"). Computed from the plan and the emitted program, never from estimates.
 
+import { summarizeProgram, type ProgramSummary } from "./backend/asm.js";
 import { SECTION_NAMES, type SectionName } from "./backend/program.js";
 import type { CompileResult } from "./pipeline.js";
 import type { Target } from "./target/types.js";
@@ -24,7 +25,7 @@ export interface CompileSummary {
   /** Nonzero weights / cells of the used crossbars. */
   weightDensity: number;
   instructions: Record<SectionName, number>;
-  instructionsByOpcode: Record<SectionName, Record<string, number>>;
+  instructionsByOpcode: ProgramSummary["byOpcode"];
   layers: LayerUsage[];
 }
 
@@ -36,19 +37,7 @@ export function summarize(result: CompileResult, target: Target): CompileSummary
   let nonzeros = 0;
   for (const m of plan.perMatrix) nonzeros += m.nonzeros;
 
-  const instructions = { init: 0, step: 0, final: 0 } as Record<SectionName, number>;
-  const byOpcode = { init: {}, step: {}, final: {} } as Record<SectionName, Record<string, number>>;
-  let tilesUsed = 0;
-  for (const t of program.tiles) {
-    let used = false;
-    for (const s of SECTION_NAMES) {
-      const code = t.sections[s].code;
-      instructions[s] += code.length;
-      if (code.length > 0) used = true;
-      for (const ins of code) byOpcode[s][ins.op] = (byOpcode[s][ins.op] ?? 0) + 1;
-    }
-    if (used) tilesUsed++;
-  }
+  const code = summarizeProgram(program);
 
   const layerMap = new Map<string, LayerUsage>();
   for (const m of plan.perMatrix) {
@@ -67,11 +56,11 @@ export function summarize(result: CompileResult, target: Target): CompileSummary
     crossbarsUsed: used,
     crossbarsLowerBound: plan.lowerBound,
     crossbarsAvailable: Number.isFinite(available) ? available : "unlimited",
-    tilesUsed,
+    tilesUsed: code.tilesUsed,
     cellUtilization: used === 0 ? 0 : covered / (used * cellsPerXbar),
     weightDensity: used === 0 ? 0 : nonzeros / (used * cellsPerXbar),
-    instructions,
-    instructionsByOpcode: byOpcode,
+    instructions: code.instructions,
+    instructionsByOpcode: code.byOpcode,
     layers: [...layerMap.values()],
   };
 }
@@ -86,13 +75,13 @@ export function formatSummary(s: CompileSummary): string {
   lines.push(`  tiles used    ${s.tilesUsed}`);
   lines.push(`  utilization   ${pct(s.cellUtilization)} of cells in used crossbars hold weights (${pct(s.weightDensity)} nonzero)`);
   for (const sec of SECTION_NAMES) {
-    const ops = Object.entries(s.instructionsByOpcode[sec])
+    const ops = Object.entries(s.instructionsByOpcode[sec] as Record<string, number>)
       .sort((a, b) => b[1] - a[1])
       .map(([op, n]) => `${op} ${n}`)
       .join(", ");
     lines.push(`  ${sec.padEnd(6)}        ${s.instructions[sec]} instructions${ops ? ` (${ops})` : ""}`);
   }
-  lines.push("  per layer     crossbars (lower bound)");
+  lines.push("  per layer     crossbars holding its weights, shared ones counted per layer (lower bound)");
   for (const l of s.layers) lines.push(`    ${l.layer.padEnd(28)} ${l.crossbars} (${l.lowerBound})`);
   return `${lines.join("\n")}\n`;
 }

@@ -78,7 +78,7 @@ export async function main(argv: string[]): Promise<void> {
   const finalFile = hasFinal ? (opts.finalOutput ?? (opts.output === undefined ? undefined : hasStep ? defaultFinalOutput(opts.output) : opts.output)) : undefined;
   if (opts.output !== undefined && !hasStep && !hasFinal) fail("usage", "--output given but the program has no outputs");
 
-  const result = runProgram(program, x.data, shape, { trace: opts.trace !== undefined, file: programFile });
+  const result = runProgram(program, x.data, shape, { trace: opts.trace !== undefined, file: programFile, inputFile: opts.input });
 
   // Everything is computed; only now touch the file system.
   if (stepFile !== undefined && result.step) {

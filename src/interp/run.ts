@@ -11,8 +11,10 @@ import { checkProgram } from "./verify.js";
 export interface RunOptions {
   /** Record the schedule of the first sequence's init, first step and final as a trace. */
   trace?: boolean;
-  /** File name used in error messages. */
+  /** Program file name used in error messages. */
   file?: string;
+  /** Input file name used in messages about the input's shape. */
+  inputFile?: string;
   /**
    * Recompute the schedule on every section run instead of reusing the first run's (which
    * is exact, see Machine.runSection); slower, for checking the timing model.
@@ -33,17 +35,18 @@ export interface RunResult {
 
 const totalSize = (bufs: IoBuffer[]): number => bufs.reduce((s, b) => s + b.size, 0);
 
-function checkInput(p: Program, input: Float32Array, shape: readonly number[], file: string): void {
+function checkInput(p: Program, input: Float32Array, shape: readonly number[], file: string, inputFile: string | undefined): void {
+  const at = inputFile === undefined ? undefined : { file: inputFile };
   if (p.io.inputs.length !== 1)
     throw new UserError("unsupported", `the program has ${p.io.inputs.length} inputs; only programs with exactly one input can be run`, { file });
   if (shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d >= 0))
-    throw new UserError("usage", `input shape [${shape.join(", ")}] is not [batch, steps, features]`);
+    throw new UserError("usage", `input shape [${shape.join(", ")}] is not [batch, steps, features]`, at);
   const [B, T, d] = shape as [number, number, number];
   const want = p.io.inputs[0]!;
   if (d !== want.size)
-    throw new UserError("usage", `input has ${d} features per step but the program's input "${want.name}" has ${want.size}`);
-  if (B < 1 || T < 1) throw new UserError("usage", `input shape [${B}, ${T}, ${d}] is empty: need at least one sequence and one step`);
-  if (input.length !== B * T * d) throw new UserError("usage", `input has ${input.length} values, shape [${B}, ${T}, ${d}] needs ${B * T * d}`);
+    throw new UserError("usage", `input has ${d} features per step but the program's input "${want.name}" has ${want.size}`, at);
+  if (B < 1 || T < 1) throw new UserError("usage", `input shape [${B}, ${T}, ${d}] is empty: need at least one sequence and one step`, at);
+  if (input.length !== B * T * d) throw new UserError("usage", `input has ${input.length} values, shape [${B}, ${T}, ${d}] needs ${B * T * d}`, at);
 }
 
 /** Copies the host-visible buffers out of global memory into out[offset ..]. */
@@ -55,7 +58,7 @@ function readOutputs(global: ArrayLike<number>, bufs: IoBuffer[], out: Float32Ar
 export function runProgram(p: Program, input: Float32Array, shape: [number, number, number], opts: RunOptions = {}): RunResult {
   const file = opts.file ?? "<program>";
   const target = checkProgram(p, file);
-  checkInput(p, input, shape, file);
+  checkInput(p, input, shape, file, opts.inputFile);
   const [B, T, dIn] = shape;
   const machine = new Machine(p, target, file, opts.retime ?? false);
   const inBuf = p.io.inputs[0]!;

@@ -57,7 +57,7 @@ export function verifyModel(model: Model, target: Target, input: Float32Array, s
   const T = sequences[0]![model.inputs[0]!.name]!.length;
   const d = model.inputs[0]!.size;
   const compiled = compile(model, target, { calibration: opts.calibration });
-  const run = runProgram(compiled.program, input, [B, T, d], { file: opts.inputFile });
+  const run = runProgram(compiled.program, input, [B, T, d], { inputFile: opts.inputFile });
   const reference = sequences.map((s) => evaluateSequence(model, s));
   const bounds = opts.tolerance === undefined ? errorBounds(compiled.quantized, compiled.plan, compiled.program, target, sequences, reference) : null;
 
