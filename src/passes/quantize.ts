@@ -6,6 +6,12 @@
 // choice (QAT grids stay bit-exact). The matmul's `weight` is replaced by the dequantized
 // values q * colScale, so the float reference evaluator simulates weight quantization.
 //
+// S4D matmuls (origin "s4d"): after per-column rounding every mode's 2x2 state block is
+// checked, and a mode that rounding made unstable (float spectral radius < 1, rounded >= 1)
+// gets the fewest level steps toward zero that make it stable again, column scales
+// unchanged; see quant-s4d. Without this a stable model can diverge on the chip over long
+// sequences. The ranges below are calibrated on the repaired weights.
+//
 // Ranges: one DAC range per matmul (all rows equal). The emitter folds the DAC range into the
 // per-column scale, which is only possible without changing the levels if every row of a
 // column shares it; per-row ranges would break exact QAT grids. ADC ranges are per column,
@@ -18,11 +24,13 @@
 // quant.levels request is quantized to those levels even on a float target, because the
 // request describes the model (trained for ternary weights), not the device.
 
-import { UserError } from "../common/errors.js";
+import { UserError, assert } from "../common/errors.js";
+import { valueSizes } from "../ir/sizes.js";
 import type { MatMulOp, MatQuant, Model, Op } from "../ir/types.js";
 import { maxWeightLevel, type Target } from "../target/types.js";
 import { calibrate, matmulKey, type Section } from "./calibrate.js";
 import { requestedLevels } from "./quant-request.js";
+import { stabilizeS4DModes } from "./quant-s4d.js";
 import { quantizeMatrix } from "./quant-weights.js";
 
 /** Headroom over the calibrated abs-max: inputs slightly outside the calibration set are not clipped. */
@@ -59,6 +67,14 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
     throw new UserError("semantic", `quantization expects an IR of level "lowered", got "${model.level}"`, { file: model.name });
   }
   // 1. Weights.
+  let sizes: ReturnType<typeof valueSizes> | undefined;
+  /** Length of the fused S4D matmul's state operand (lower-s4d: the first operand is the state). */
+  const stateLength = (section: Section, op: MatMulOp): number => {
+    sizes ??= valueSizes(model);
+    const n = sizes[section].get(op.xs[0]!);
+    assert(n !== undefined, `S4D matmul "${op.out}" reads unknown state "${op.xs[0]}"`);
+    return n;
+  };
   const colScales = new Map<string, { maxLevel: number; colScale: number[] }>();
   // Every op is copied here (weights by quantizeMatrix), so the result shares nothing with `model`.
   const quantOp = (section: Section) => (op: Op): Op => {
@@ -69,6 +85,7 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
       return structuredClone(op);
     }
     const q = quantizeMatrix(op.weight, maxLevel);
+    if (op.origin === "s4d") stabilizeS4DModes(op.weight, q.weight, q.colScale, stateLength(section, op), maxLevel);
     colScales.set(matmulKey(section, op.out), { maxLevel, colScale: Array.from(q.colScale) });
     const { weight: _old, ...rest } = op;
     return { ...structuredClone(rest), weight: q.weight };
