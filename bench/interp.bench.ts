@@ -6,6 +6,7 @@
 
 import type { Instr } from "../src/backend/isa.js";
 import { FORMAT_VERSION, type CrossbarImage, type Program, type TileProgram } from "../src/backend/program.js";
+import { Rng } from "../src/common/rng.js";
 import { runProgram } from "../src/interp/run.js";
 import { loadTarget, targetToJson } from "../src/target/load.js";
 import { createHash } from "node:crypto";
@@ -14,22 +15,11 @@ const N = 64; // crossbar rows = cols
 const PER_TILE = 8;
 const TILES = 2;
 
-/** Small deterministic PRNG (mulberry32) so every run benchmarks the same matrices. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function buildProgram(): Program {
   const target = loadTarget("xbar64");
   const L = target.crossbar.numerics.kind === "quantized" ? target.crossbar.numerics.deviceLevels - 1 : 1;
-  const rand = rng(42);
+  const rng = new Rng(42);
+  const rand = (): number => rng.uniform();
   const crossbars: CrossbarImage[] = [];
   for (let id = 0; id < TILES * PER_TILE; id++) {
     const levels = new Int16Array(N * N);
@@ -108,7 +98,8 @@ function main(): void {
   const steps = Number(process.argv[2] ?? 2000);
   if (!Number.isInteger(steps) || steps < 2) throw new Error(`steps must be an integer >= 2, got ${process.argv[2]}`);
   const p = buildProgram();
-  const rand = rng(7);
+  const rng = new Rng(7);
+  const rand = (): number => rng.uniform();
   const xs = Float32Array.from({ length: steps * N }, () => 2 * rand() - 1);
   const macsPerStep = TILES * PER_TILE * N * N;
 

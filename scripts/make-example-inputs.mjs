@@ -2,22 +2,13 @@
 // Deterministic: a fixed-seed generator, so the committed .npy files can be regenerated
 // bit-identically with `node scripts/make-example-inputs.mjs`.
 import { writeNpy } from "../dist/common/npy.js";
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Rng } from "../dist/common/rng.js";
 
 // Sequential-digits-like inputs: 64 pixel intensities in [0, 1] read one per step, with the
 // blocky structure of 8x8 images (a random stroke pattern per sequence).
 function digitsLike(B, seed) {
-  const rand = mulberry32(seed);
+  const rng = new Rng(seed);
+  const rand = () => rng.uniform();
   const data = new Float32Array(B * 64);
   for (let b = 0; b < B; b++) {
     const cx = 2 + rand() * 4, cy = 2 + rand() * 4, r = 1.5 + rand() * 2;
@@ -31,7 +22,8 @@ function digitsLike(B, seed) {
 }
 
 function smoothNoise(B, T, d, seed) {
-  const rand = mulberry32(seed);
+  const rng = new Rng(seed);
+  const rand = () => rng.uniform();
   const data = new Float32Array(B * T * d);
   for (let b = 0; b < B; b++)
     for (let i = 0; i < d; i++) {

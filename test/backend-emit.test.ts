@@ -2,6 +2,7 @@ import { describe, expect, test } from "@jest/globals";
 import { formatAsm, formatOperands, summarizeProgram } from "../src/backend/asm.js";
 import { decodeProgram, encodeProgram } from "../src/backend/container.js";
 import { emitProgram } from "../src/backend/emit.js";
+import { consecutiveRuns, flagRuns, lengthChunks, maximalRuns } from "../src/backend/emit-runs.js";
 import { fieldRangeError, type Instr } from "../src/backend/isa.js";
 import { SECTION_NAMES, type Program } from "../src/backend/program.js";
 import { UserError } from "../src/common/errors.js";
@@ -422,5 +423,36 @@ describe("assembly listing and summary", () => {
     expect(sum.instructions.step + sum.instructions.final + sum.instructions.init).toBe(total);
     expect(sum.crossbars).toBe(p.crossbars.length);
     expect(Object.values(sum.byOpcode.step).reduce((a, b) => a + b!, 0)).toBe(sum.instructions.step);
+  });
+});
+
+describe("index-range helpers of the emitter", () => {
+  test("lengthChunks splits at the 16-bit len limit", () => {
+    expect(lengthChunks(0)).toEqual([]);
+    expect(lengthChunks(3)).toEqual([[0, 3]]);
+    expect(lengthChunks(65536)).toEqual([
+      [0, 65535],
+      [65535, 1],
+    ]);
+  });
+
+  test("maximal runs: generic, consecutive values, equal flags", () => {
+    expect(maximalRuns(0, () => true)).toEqual([]);
+    expect(maximalRuns(5, (k, start) => k - start < 2)).toEqual([
+      [0, 2],
+      [2, 2],
+      [4, 1],
+    ]);
+    expect(consecutiveRuns([1, 2, 3, 7, 8, 10])).toEqual([
+      [0, 1, 3],
+      [3, 7, 2],
+      [5, 10, 1],
+    ]);
+    expect(flagRuns(Uint8Array.from([0, 0, 1, 1, 1, 0]))).toEqual([
+      [0, 2, false],
+      [2, 3, true],
+      [5, 1, false],
+    ]);
+    expect(flagRuns(new Uint8Array(0))).toEqual([]);
   });
 });

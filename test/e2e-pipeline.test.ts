@@ -3,6 +3,7 @@
 
 import { describe, expect, test } from "@jest/globals";
 import { decodeProgram, encodeProgram } from "../src/backend/container.js";
+import { Rng } from "../src/common/rng.js";
 import { runProgram } from "../src/interp/run.js";
 import type { Model } from "../src/ir/types.js";
 import { compile, loadModel, sequencesFromBatch } from "../src/pipeline.js";
@@ -15,13 +16,8 @@ import { verifyModel } from "../src/verify/index.js";
 
 /** Seeded smooth inputs [B, T, d] in roughly [-1, 1]. */
 function inputs(B: number, T: number, d: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const rand = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  const rand = (): number => rng.uniform();
   const x = new Float32Array(B * T * d);
   for (let b = 0; b < B; b++)
     for (let i = 0; i < d; i++) {

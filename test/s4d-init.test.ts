@@ -1,5 +1,5 @@
 import { describe, expect, test } from "@jest/globals";
-import { Rng, hashSeed } from "../src/frontend/rng.js";
+import { Rng, hashSeed } from "../src/common/rng.js";
 import { initS4D, s4dImag } from "../src/frontend/s4d-init.js";
 
 function mean(xs: ArrayLike<number>): number {

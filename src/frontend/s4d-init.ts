@@ -9,7 +9,7 @@
 // Values are rounded to float32 because that is what a PyTorch checkpoint would hold, and so
 // that writing the IR to a float32 binary loses nothing.
 
-import { Rng } from "./rng.js";
+import { Rng } from "../common/rng.js";
 
 export type S4DInit = "lin" | "inv";
 

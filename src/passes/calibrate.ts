@@ -12,7 +12,7 @@
 // DEFAULT_SEED, so a compile is reproducible.
 
 import { UserError } from "../common/errors.js";
-import { Rng } from "../frontend/rng.js";
+import { Rng } from "../common/rng.js";
 import { ReferenceEvaluator, evaluateSequenceWith } from "../reference/evaluate.js";
 import type { MatMulOp, Model, OutputDecl } from "../ir/types.js";
 

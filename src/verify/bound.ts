@@ -18,6 +18,7 @@
 // widths and ranges instead of a tuned constant. Documented in docs/VERIFY.md.
 
 import type { Program } from "../backend/program.js";
+import { Rng } from "../common/rng.js";
 import type { CrossbarPlan } from "../ir/plan.js";
 import type { MatMulOp, Model } from "../ir/types.js";
 import { ReferenceEvaluator, evaluateSequenceWith, type SequenceResult } from "../reference/evaluate.js";
@@ -42,18 +43,6 @@ interface MatmulModel {
   pieces: PieceModel[];
   inRange: Float64Array;
   bias: Float64Array | null;
-}
-
-/** A tiny seeded generator (mulberry32) of U(-0.5, 0.5): the bound must be reproducible. */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
 }
 
 /** The piece's nonzero weights in compressed-column form (S4D pieces are mostly zero). */
@@ -126,7 +115,8 @@ function converterNoise(quantized: Model, plan: CrossbarPlan, program: Program, 
   const D = 2 ** (dacBits - 1) - 1;
   const Q = 2 ** (adcBits - 1) - 1;
   const models = matmulModels(quantized, plan, program);
-  const rand = uniform(seed);
+  const rng = new Rng(seed);
+  const rand = (): number => rng.uniform() - 0.5;
   let xq = new Float64Array(0);
   return (op, section, x, y) => {
     const m = models.get(`${section}:${op.out}`);

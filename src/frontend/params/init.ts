@@ -5,7 +5,7 @@
 // Each layer draws from its own stream keyed by (seed, layer name); see ../rng.ts.
 
 import type { Diagnostic } from "../../common/errors.js";
-import { Rng } from "../rng.js";
+import { Rng } from "../../common/rng.js";
 import { initS4D } from "../s4d-init.js";
 import { tensor, type LayerNormParams, type LayerNormRequest, type LinearParams, type LinearRequest, type ParamSource, type S4DParamsIR, type S4DRequest } from "./source.js";
 

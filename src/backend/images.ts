@@ -1,0 +1,133 @@
+// Crossbar images: what every planned crossbar is programmed with (program.ts,
+// CrossbarImage, has the MVM semantics they feed).
+//
+// Quantized numerics: levels q = W / colScale (checked to be integers); the rows of one
+// piece share one DAC range (the largest inRange of its rows) because the image folds the
+// row range into the column scale; a column's ADC range is the calibrated outRange when the
+// piece holds all nonzero weights of that column, else the worst case inRange * sum |W|
+// over the piece's rows (partial sums never saturate).
+
+import { fail } from "../common/errors.js";
+import type { CrossbarPlan, Piece } from "../ir/plan.js";
+import type { MatMulOp, Model } from "../ir/types.js";
+import { maxWeightLevel, type Target } from "../target/types.js";
+import type { CrossbarImage } from "./program.js";
+import { IR_SECTIONS, valueKey } from "./schedule.js";
+
+type WeightReader = (i: number, j: number) => number;
+
+/** Reads W[i][j] of a block matrix; rows index their blocks once. */
+function weightReader(op: MatMulOp): WeightReader {
+  const byRow: number[][] = Array.from({ length: op.weight.rows }, () => []);
+  op.weight.blocks.forEach((b, k) => {
+    for (let i = b.row; i < b.row + b.rows && i < op.weight.rows; i++) byRow[i]!.push(k);
+  });
+  return (i, j) => {
+    for (const k of byRow[i]!) {
+      const b = op.weight.blocks[k]!;
+      if (j >= b.col && j < b.col + b.cols) return b.data[(i - b.row) * b.cols + (j - b.col)]!;
+    }
+    return 0;
+  };
+}
+
+/** Per matmul, computed on first use: its weight reader and nonzero count per column. */
+class MatmulWeights {
+  private readonly readers = new Map<MatMulOp, WeightReader>();
+  private readonly nonzeros = new Map<MatMulOp, Int32Array>();
+
+  reader(op: MatMulOp): WeightReader {
+    let W = this.readers.get(op);
+    if (!W) this.readers.set(op, (W = weightReader(op)));
+    return W;
+  }
+
+  nonzerosPerColumn(op: MatMulOp): Int32Array {
+    let n = this.nonzeros.get(op);
+    if (!n) {
+      n = new Int32Array(op.weight.cols);
+      for (const b of op.weight.blocks) for (let r = 0; r < b.rows; r++) for (let c = 0; c < b.cols; c++) if (b.data[r * b.cols + c] !== 0) n[b.col + c]!++;
+      this.nonzeros.set(op, n);
+    }
+    return n;
+  }
+}
+
+/** Programs every planned crossbar (ascending id). */
+export function buildImages(model: Model, plan: CrossbarPlan, target: Target, tileOf: Map<number, number>): CrossbarImage[] {
+  const matmuls = new Map<string, MatMulOp>();
+  for (const sec of IR_SECTIONS) for (const op of model.sections[sec]) if (op.op === "matmul") matmuls.set(valueKey(sec, op.out), op);
+  const quantized = target.crossbar.numerics.kind === "quantized";
+  const weights = new MatmulWeights();
+
+  return [...plan.crossbars]
+    .sort((a, b) => a.id - b.id)
+    .map((xb) => {
+      const { rows, cols } = plan;
+      const image: CrossbarImage = {
+        id: xb.id,
+        tile: tileOf.get(xb.id)!,
+        rows,
+        cols,
+        weights: quantized ? { kind: "levels", levels: new Int16Array(rows * cols) } : { kind: "float", values: new Float32Array(rows * cols) },
+        inRange: new Float32Array(rows).fill(1),
+        colScale: new Float32Array(cols).fill(1),
+        outRange: new Float32Array(cols).fill(1),
+      };
+      for (const piece of xb.pieces) {
+        const op = matmuls.get(valueKey(piece.section, piece.op));
+        if (!op) fail("semantic", `crossbar plan: piece on crossbar ${xb.id} refers to unknown matmul '${piece.op}' in section ${piece.section}`);
+        checkPiece(image, piece, op);
+        if (image.weights.kind === "float") placeFloatPiece(image, image.weights.values, piece, weights.reader(op));
+        else placeQuantizedPiece(image, image.weights.levels, piece, op, weights, target);
+      }
+      return image;
+    });
+}
+
+function checkPiece(image: CrossbarImage, piece: Piece, op: MatMulOp): void {
+  const { inRows, outCols } = piece;
+  if (piece.rowStart + inRows.length > image.rows || piece.colStart + outCols.length > image.cols)
+    fail("semantic", `crossbar plan: a piece of '${op.out}' does not fit crossbar ${image.id} (${image.rows}x${image.cols})`);
+  if (inRows.some((i) => i < 0 || i >= op.weight.rows) || outCols.some((j) => j < 0 || j >= op.weight.cols))
+    fail("semantic", `crossbar plan: a piece of '${op.out}' on crossbar ${image.id} indexes outside the ${op.weight.rows}x${op.weight.cols} weight`);
+}
+
+/** Float numerics: the cells hold the weights themselves; ranges stay unused. */
+function placeFloatPiece(image: CrossbarImage, values: Float32Array, piece: Piece, W: WeightReader): void {
+  piece.inRows.forEach((i, a) => piece.outCols.forEach((j, b) => (values[(piece.rowStart + a) * image.cols + piece.colStart + b] = W(i, j))));
+}
+
+/** Quantized numerics: integer levels, the piece's shared DAC range, per-column scale and ADC range. */
+function placeQuantizedPiece(image: CrossbarImage, levels: Int16Array, piece: Piece, op: MatMulOp, weights: MatmulWeights, target: Target): void {
+  const { inRows, outCols } = piece;
+  const q = op.quant ?? fail("semantic", `matmul '${op.out}' has no quantization parameters, but target '${target.name}' has quantized crossbars; run the quantize pass`);
+  if (q.colScale.length !== op.weight.cols || q.outRange.length !== op.weight.cols || q.inRange.length !== op.weight.rows)
+    fail("semantic", `matmul '${op.out}': quantization vectors do not match the ${op.weight.rows}x${op.weight.cols} weight`);
+  const limit = Math.min(q.maxLevel, maxWeightLevel(target)!);
+  const pieceIn = Math.max(...inRows.map((i) => q.inRange[i]!));
+  if (!(pieceIn > 0 && Number.isFinite(pieceIn))) fail("semantic", `matmul '${op.out}': input range ${pieceIn} is not a positive number`);
+  inRows.forEach((_, a) => (image.inRange[piece.rowStart + a] = pieceIn));
+  const W = weights.reader(op);
+  const nz = weights.nonzerosPerColumn(op);
+  outCols.forEach((j, b) => {
+    const cs = q.colScale[j]!;
+    let pieceNz = 0;
+    let absSum = 0;
+    inRows.forEach((i, a) => {
+      const w = W(i, j);
+      if (w === 0) return;
+      pieceNz++;
+      absSum += Math.abs(w);
+      const level = cs === 0 ? Number.NaN : w / cs;
+      const lv = Math.round(level);
+      if (!(Math.abs(level - lv) <= 1e-3)) fail("semantic", `matmul '${op.out}': weight W[${i}][${j}] = ${w} is not an integer multiple of its column scale ${cs}`);
+      if (Math.abs(lv) > limit) fail("semantic", `matmul '${op.out}': weight level ${lv} at W[${i}][${j}] exceeds the allowed ±${limit}`);
+      levels[(piece.rowStart + a) * image.cols + piece.colStart + b] = lv;
+    });
+    const col = piece.colStart + b;
+    image.colScale[col] = cs * pieceIn;
+    const full = q.outRange[j]! > 0 ? q.outRange[j]! : 1;
+    image.outRange[col] = pieceNz === nz[j] || absSum === 0 ? full : pieceIn * absSum;
+  });
+}
