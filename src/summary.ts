@@ -3,6 +3,7 @@
 
 import { summarizeProgram, type ProgramSummary } from "./backend/asm.js";
 import { SECTION_NAMES, type SectionName } from "./backend/program.js";
+import { matrixLowerBound } from "./passes/tile.js";
 import type { CompileResult } from "./pipeline.js";
 import type { Target } from "./target/types.js";
 import { totalCrossbars } from "./target/types.js";
@@ -17,7 +18,10 @@ export interface CompileSummary {
   model: string;
   target: string;
   crossbarsUsed: number;
+  /** Sum over matrices of max(ceil(rows/R), ceil(cols/C), ceil(nonzeros/(R*C))): the bound when no crossbar is shared by two matrices. */
   crossbarsLowerBound: number;
+  /** The same formula over all matrices together: the bound when small matrices share crossbars. */
+  crossbarsSharedLowerBound: number;
   crossbarsAvailable: number | "unlimited";
   tilesUsed: number;
   /** Cells covered by pieces / cells of the used crossbars. */
@@ -35,7 +39,13 @@ export function summarize(result: CompileResult, target: Target): CompileSummary
   let covered = 0;
   for (const xb of plan.crossbars) for (const p of xb.pieces) covered += p.inRows.length * p.outCols.length;
   let nonzeros = 0;
-  for (const m of plan.perMatrix) nonzeros += m.nonzeros;
+  let nonzeroRows = 0;
+  let nonzeroCols = 0;
+  for (const m of plan.perMatrix) {
+    nonzeros += m.nonzeros;
+    nonzeroRows += m.nonzeroRows;
+    nonzeroCols += m.nonzeroCols;
+  }
 
   const code = summarizeProgram(program);
 
@@ -55,6 +65,7 @@ export function summarize(result: CompileResult, target: Target): CompileSummary
     target: target.name,
     crossbarsUsed: used,
     crossbarsLowerBound: plan.lowerBound,
+    crossbarsSharedLowerBound: matrixLowerBound(nonzeroRows, nonzeroCols, nonzeros, plan.rows, plan.cols),
     crossbarsAvailable: Number.isFinite(available) ? available : "unlimited",
     tilesUsed: code.tilesUsed,
     cellUtilization: used === 0 ? 0 : covered / (used * cellsPerXbar),
@@ -71,7 +82,8 @@ export function formatSummary(s: CompileSummary): string {
   const lines: string[] = [];
   const ratio = s.crossbarsLowerBound > 0 ? (s.crossbarsUsed / s.crossbarsLowerBound).toFixed(3) : "n/a";
   lines.push(`imssa-compile: ${s.model} -> ${s.target}`);
-  lines.push(`  crossbars     ${s.crossbarsUsed} used, lower bound ${s.crossbarsLowerBound} (x${ratio}), ${s.crossbarsAvailable} available`);
+  lines.push(`  crossbars     ${s.crossbarsUsed} used, ${s.crossbarsAvailable} available`);
+  lines.push(`  lower bound   ${s.crossbarsLowerBound} summed per matrix (used x${ratio}), ${s.crossbarsSharedLowerBound} if matrices share crossbars`);
   lines.push(`  tiles used    ${s.tilesUsed}`);
   lines.push(`  utilization   ${pct(s.cellUtilization)} of cells in used crossbars hold weights (${pct(s.weightDensity)} nonzero)`);
   for (const sec of SECTION_NAMES) {

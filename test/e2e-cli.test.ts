@@ -27,7 +27,8 @@ describe("the README's main job", () => {
     const xbin = join(dir, "digits.xbin");
     const c = cli("compile", "examples/digits.s4d", "--target", "xbar64", "-o", xbin);
     expect(c.code).toBe(0);
-    expect(c.err).toMatch(/crossbars\s+\d+ used, lower bound 136/);
+    expect(c.err).toMatch(/crossbars\s+139 used, 256 available/);
+    expect(c.err).toMatch(/lower bound\s+136 summed per matrix \(used x1\.022\)/);
     const d = cli("disasm", xbin);
     expect(d.code).toBe(0);
     expect(d.out).toMatch(/\bmvm\b/);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Regenerates the ONNX front-end fixtures in test/fixtures/onnx/ (committed; CI needs no Python).
+#
+# Needs Debian's Python packages (PyPI is not used); install them once with
+#     apt-get update && apt-get install -y python3-torch python3-onnx python3-numpy
+# (torch 1.13, onnx 1.12, numpy 1.24 on bookworm). This script installs nothing itself.
+#
+#     scripts/gen-onnx-fixtures.sh            write the fixtures, then check them with ONNX Runtime
+#     PYTHON=/path/to/python3 scripts/gen-onnx-fixtures.sh
+#
+# Seeds are fixed: a rerun reproduces the same files. What each fixture holds is in
+# test/fixtures/onnx/README.md; exporters/pytorch/make_fixtures.py writes them.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="$root/test/fixtures/onnx"
+
+# A python3 earlier on PATH (pyenv, venv) may not see Debian's dist-packages: prefer the
+# system interpreter when it has torch.
+if [[ -z "${PYTHON:-}" ]]; then
+  if /usr/bin/python3 -c 'import torch, onnx, numpy' 2>/dev/null; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+fi
+if ! "$PYTHON" -c 'import torch, onnx, numpy' 2>/dev/null; then
+  echo "gen-onnx-fixtures: $PYTHON cannot import torch, onnx and numpy." >&2
+  echo "  apt-get update && apt-get install -y python3-torch python3-onnx python3-numpy" >&2
+  exit 1
+fi
+
+export PYTHONDONTWRITEBYTECODE=1
+mkdir -p "$out"
+# drop generated files (README.md is hand-written) so renamed fixtures leave nothing stale
+find "$out" -maxdepth 1 -type f \( -name '*.onnx' -o -name '*.npy' -o -name '*.safetensors' -o -name '*.s4d' -o -name 'fixtures.json' \) -delete
+
+"$PYTHON" "$root/exporters/pytorch/make_fixtures.py" "$out"
+
+# End-to-end check of the written graphs with ONNX Runtime (a dev dependency of imssa).
+if [[ -d "$root/node_modules/onnxruntime-node" ]]; then
+  node "$root/exporters/pytorch/check_ort.mjs" "$out"
+else
+  echo "gen-onnx-fixtures: node_modules/onnxruntime-node missing (npm ci): ONNX Runtime check skipped" >&2
+fi
