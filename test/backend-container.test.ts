@@ -91,6 +91,24 @@ function sampleProgram(): Program {
   };
 }
 
+/** sampleProgram with the layout record a compiler writes for reports: pieces on every crossbar and the plan's bounds. */
+function sampleWithLayout(): Program {
+  const p = sampleProgram();
+  p.crossbars[0]!.pieces = [
+    { op: "z", section: "step", layer: "layers.0", symbol: 0, rowStart: 0, colStart: 1, inRows: [3, 0, 1], outCols: [5, 4] },
+    { op: "w", section: "final", symbol: 2, rowStart: 3, colStart: 0, inRows: [7], outCols: [0] },
+  ];
+  p.crossbars[1]!.pieces = [];
+  p.bounds = {
+    lowerBound: 2,
+    perMatrix: [
+      { op: "z", layer: "layers.0", nonzeroRows: 3, nonzeroCols: 2, nonzeros: 5, lowerBound: 1, used: 1 },
+      { op: "w", nonzeroRows: 1, nonzeroCols: 1, nonzeros: 1, lowerBound: 1, used: 1 },
+    ],
+  };
+  return p;
+}
+
 /** Payload + a freshly computed trailer, for files that are intact but wrong inside. */
 function seal(payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(payload.length + TRAILER_BYTES);
@@ -123,6 +141,7 @@ function rawPayload(opts: { code?: number[]; symbols?: number[]; levels?: number
     fb.Crossbar.createInRangeVector(b, new Array(rows).fill(1)),
     fb.Crossbar.createColScaleVector(b, new Array(cols).fill(1)),
     fb.Crossbar.createOutRangeVector(b, new Array(cols).fill(1)),
+    0,
   );
   const section = (code: number[], symbols: number[]) =>
     fb.Section.createSection(b, fb.Section.createCodeVector(b, code), fb.Section.createSymbolsVector(b, symbols));
@@ -221,6 +240,40 @@ describe("xbin container", () => {
     if (process.env["IMSSA_WRITE_FIXTURES"] === "1") writeFileSync(fixture, encodeProgram(sampleProgram()));
     expect(existsSync(fixture)).toBe(true);
     expect(decodeProgram(new Uint8Array(readFileSync(fixture)), "model.xbin")).toEqual(sampleProgram());
+  });
+
+  test("the crossbar layout and plan bounds round-trip; files without them decode without them", () => {
+    const p = sampleWithLayout();
+    const back = decodeProgram(encodeProgram(p), "model.xbin");
+    expect(back).toEqual(p);
+    expect(back.crossbars[0]!.pieces![1]).not.toHaveProperty("layer");
+    expect(back.bounds!.perMatrix[1]).not.toHaveProperty("layer");
+    const old = decodeProgram(new Uint8Array(readFileSync(new URL("./fixtures/xbin/sample-v1.xbin", import.meta.url))), "model.xbin");
+    expect(old).not.toHaveProperty("bounds");
+    for (const x of old.crossbars) expect(x).not.toHaveProperty("pieces");
+    // Plain flatc-generated readers see the new fields too.
+    const root = fb.Program.getRootAsProgram(new flatbuffers.ByteBuffer(encodeProgram(p)));
+    expect(root.bounds()!.lowerBound()).toBe(2);
+    expect(root.crossbars(0)!.pieces(0)!.layer()).toBe("layers.0");
+    expect(Array.from(root.crossbars(0)!.pieces(0)!.inRowsArray()!)).toEqual([3, 0, 1]);
+  });
+
+  test("the encoder refuses pieces without bounds and bounds without pieces", () => {
+    const noBounds = sampleWithLayout();
+    delete noBounds.bounds;
+    expect(() => encodeProgram(noBounds)).toThrow(/2 of 2 crossbars have pieces but plan bounds are absent/);
+    const noPieces = sampleWithLayout();
+    delete noPieces.crossbars[1]!.pieces;
+    expect(() => encodeProgram(noPieces)).toThrow(/1 of 2 crossbars have pieces but plan bounds are present/);
+  });
+
+  test("inconsistent layouts are format errors", () => {
+    const outside = sampleWithLayout();
+    outside.crossbars[0]!.pieces![0]!.rowStart = 2; // 2 + 3 rows > 4
+    expect(formatError(decode(encodeProgram(outside))).message).toMatch(/crossbar 7, piece 0: rows 2\+3, columns 1\+2 do not fit the 4x3 crossbar/);
+    const badSymbol = sampleWithLayout();
+    badSymbol.crossbars[0]!.pieces![1]!.symbol = 3;
+    expect(formatError(decode(encodeProgram(badSymbol))).message).toMatch(/crossbar 7, piece 1: symbol index 3 is outside the symbol table \(3 entries\)/);
   });
 
   test("tiny and truncated files", () => {

@@ -18,12 +18,15 @@ import {
   FORMAT_VERSION,
   SECTION_NAMES,
   type CrossbarImage,
+  type CrossbarPiece,
   type IoBuffer,
+  type PlanBounds,
   type Program,
   type Section,
   type SectionName,
   type TileProgram,
 } from "./program.js";
+import type { MatrixBound } from "../ir/plan.js";
 
 export const TRAILER_BYTES = 12;
 export const TRAILER_MAGIC = "IMSX";
@@ -61,13 +64,42 @@ function encodeTile(b: flatbuffers.Builder, t: TileProgram, index: number): flat
   return fb.Tile.endTile(b);
 }
 
-function encodeCrossbar(b: flatbuffers.Builder, x: CrossbarImage): flatbuffers.Offset {
+/** Layer and op names repeat across pieces and matrices: each is stored once. */
+class StringPool {
+  private readonly offsets = new Map<string, flatbuffers.Offset>();
+  constructor(private readonly b: flatbuffers.Builder) {}
+  get(s: string): flatbuffers.Offset {
+    let o = this.offsets.get(s);
+    if (o === undefined) this.offsets.set(s, (o = this.b.createString(s)));
+    return o;
+  }
+}
+
+const SECTION_CODES: Record<CrossbarPiece["section"], fb.MatmulSection> = { step: fb.MatmulSection.Step, final: fb.MatmulSection.Final };
+
+function encodePiece(b: flatbuffers.Builder, pool: StringPool, p: CrossbarPiece): flatbuffers.Offset {
+  const op = pool.get(p.op);
+  const layer = p.layer === undefined ? 0 : pool.get(p.layer);
+  const inRows = fb.CrossbarPiece.createInRowsVector(b, p.inRows);
+  const outCols = fb.CrossbarPiece.createOutColsVector(b, p.outCols);
+  return fb.CrossbarPiece.createCrossbarPiece(b, op, SECTION_CODES[p.section], layer, p.symbol, p.rowStart, p.colStart, inRows, outCols);
+}
+
+function encodeCrossbar(b: flatbuffers.Builder, pool: StringPool, x: CrossbarImage): flatbuffers.Offset {
   const levels = x.weights.kind === "levels" ? fb.Crossbar.createLevelsVector(b, x.weights.levels) : 0;
   const values = x.weights.kind === "float" ? fb.Crossbar.createValuesVector(b, x.weights.values) : 0;
   const inRange = fb.Crossbar.createInRangeVector(b, x.inRange);
   const colScale = fb.Crossbar.createColScaleVector(b, x.colScale);
   const outRange = fb.Crossbar.createOutRangeVector(b, x.outRange);
-  return fb.Crossbar.createCrossbar(b, x.id, x.tile, x.rows, x.cols, levels, values, inRange, colScale, outRange);
+  const pieces = x.pieces === undefined ? 0 : fb.Crossbar.createPiecesVector(b, x.pieces.map((p) => encodePiece(b, pool, p)));
+  return fb.Crossbar.createCrossbar(b, x.id, x.tile, x.rows, x.cols, levels, values, inRange, colScale, outRange, pieces);
+}
+
+function encodeBounds(b: flatbuffers.Builder, pool: StringPool, bounds: PlanBounds): flatbuffers.Offset {
+  const perMatrix = bounds.perMatrix.map((m) =>
+    fb.MatrixBound.createMatrixBound(b, pool.get(m.op), m.layer === undefined ? 0 : pool.get(m.layer), m.nonzeroRows, m.nonzeroCols, m.nonzeros, m.lowerBound, m.used),
+  );
+  return fb.PlanBounds.createPlanBounds(b, bounds.lowerBound, fb.PlanBounds.createPerMatrixVector(b, perMatrix));
 }
 
 function encodeIoList(b: flatbuffers.Builder, list: IoBuffer[]): flatbuffers.Offset[] {
@@ -87,7 +119,12 @@ function encodePayload(p: Program): Uint8Array {
     fb.IoMap.createFinalOutputsVector(b, encodeIoList(b, p.io.finalOutputs)),
     p.io.globalWords,
   );
-  const crossbars = fb.Program.createCrossbarsVector(b, p.crossbars.map((x) => encodeCrossbar(b, x)));
+  // Pieces and bounds come together: a reader may rely on pieces whenever bounds exist.
+  const withPieces = p.crossbars.filter((x) => x.pieces !== undefined).length;
+  assert(withPieces === (p.bounds === undefined ? 0 : p.crossbars.length), `${withPieces} of ${p.crossbars.length} crossbars have pieces but plan bounds are ${p.bounds ? "present" : "absent"}`);
+  const pool = new StringPool(b);
+  const crossbars = fb.Program.createCrossbarsVector(b, p.crossbars.map((x) => encodeCrossbar(b, pool, x)));
+  const bounds = p.bounds === undefined ? 0 : encodeBounds(b, pool, p.bounds);
   const tiles = fb.Program.createTilesVector(b, p.tiles.map((t, i) => encodeTile(b, t, i)));
   const symbols = fb.Program.createSymbolsVector(b, p.symbols.map((s) => fb.DebugSymbol.createDebugSymbol(b, b.createString(s))));
   fb.Program.startProgram(b);
@@ -99,6 +136,7 @@ function encodePayload(p: Program): Uint8Array {
   fb.Program.addCrossbars(b, crossbars);
   fb.Program.addTiles(b, tiles);
   fb.Program.addSymbols(b, symbols);
+  if (bounds !== 0) fb.Program.addBounds(b, bounds);
   fb.Program.finishProgramBuffer(b, fb.Program.endProgram(b));
   return b.asUint8Array();
 }
@@ -222,6 +260,54 @@ function decodeCrossbar(x: fb.Crossbar, index: number, bad: (m: string) => never
   };
 }
 
+const SECTION_NAMES_BY_CODE: Record<number, CrossbarPiece["section"]> = { [fb.MatmulSection.Step]: "step", [fb.MatmulSection.Final]: "final" };
+
+function decodePieces(x: fb.Crossbar, image: CrossbarImage, symbolCount: number, bad: (m: string) => never): CrossbarPiece[] {
+  const pieces: CrossbarPiece[] = [];
+  for (let k = 0; k < x.piecesLength(); k++) {
+    const where = `crossbar ${image.id}, piece ${k}`;
+    const raw = required(x.pieces(k), `crossbars[${image.id}].pieces[${k}]`);
+    const section = SECTION_NAMES_BY_CODE[raw.section()] ?? bad(`${where}: unknown matmul section code ${raw.section()}`);
+    const inRows = Array.from(raw.inRowsArray() ?? []);
+    const outCols = Array.from(raw.outColsArray() ?? []);
+    const rowStart = raw.rowStart();
+    const colStart = raw.colStart();
+    if (rowStart + inRows.length > image.rows || colStart + outCols.length > image.cols)
+      bad(`${where}: rows ${rowStart}+${inRows.length}, columns ${colStart}+${outCols.length} do not fit the ${image.rows}x${image.cols} crossbar`);
+    if (raw.symbol() >= symbolCount) bad(`${where}: symbol index ${raw.symbol()} is outside the symbol table (${symbolCount} entries)`);
+    const layer = raw.layer();
+    pieces.push({
+      op: required(raw.op(), `${where} op`),
+      section,
+      ...(layer !== null ? { layer } : {}),
+      symbol: raw.symbol(),
+      rowStart,
+      colStart,
+      inRows,
+      outCols,
+    });
+  }
+  return pieces;
+}
+
+function decodeBounds(raw: fb.PlanBounds): PlanBounds {
+  const perMatrix: MatrixBound[] = [];
+  for (let i = 0; i < raw.perMatrixLength(); i++) {
+    const m = required(raw.perMatrix(i), `bounds.per_matrix[${i}]`);
+    const layer = m.layer();
+    perMatrix.push({
+      op: required(m.op(), `bounds.per_matrix[${i}].op`),
+      ...(layer !== null ? { layer } : {}),
+      nonzeroRows: m.nonzeroRows(),
+      nonzeroCols: m.nonzeroCols(),
+      nonzeros: m.nonzeros(),
+      lowerBound: m.lowerBound(),
+      used: m.used(),
+    });
+  }
+  return { lowerBound: raw.lowerBound(), perMatrix };
+}
+
 function decodeSection(s: fb.Section, where: string, symbolCount: number, bad: (m: string) => never): Section {
   const words = s.codeArray() ?? new Uint32Array(0);
   const symbols = s.symbolsArray() ?? new Int32Array(0);
@@ -264,10 +350,14 @@ function decodeRoot(root: fb.Program, file: string): Program {
     for (const name of SECTION_NAMES) sections[name] = decodeSection(required(raw[name], `tiles[${t}].${name}_section`), `tile ${t}, section ${name}`, symbols.length, bad);
     tiles.push({ memoryWords: tile.memoryWords(), constants, sections });
   }
+  const rawBounds = root.bounds();
   const crossbars: CrossbarImage[] = [];
   for (let i = 0; i < root.crossbarsLength(); i++) {
-    const x = decodeCrossbar(required(root.crossbars(i), `crossbars[${i}]`), i, bad);
+    const raw = required(root.crossbars(i), `crossbars[${i}]`);
+    const x = decodeCrossbar(raw, i, bad);
     if (x.tile >= tiles.length) bad(`crossbar ${x.id} is on tile ${x.tile} but the program has ${tiles.length} tiles`);
+    if (rawBounds !== null) x.pieces = decodePieces(raw, x, symbols.length, bad);
+    else if (raw.piecesLength() > 0) bad(`crossbar ${x.id} lists its pieces but the program has no plan bounds`);
     crossbars.push(x);
   }
   return {
@@ -284,6 +374,7 @@ function decodeRoot(root: fb.Program, file: string): Program {
     crossbars,
     tiles,
     symbols,
+    ...(rawBounds !== null ? { bounds: decodeBounds(rawBounds) } : {}),
   };
 }
 

@@ -7,7 +7,7 @@
 //                      emit-vector.ts; values reach other tiles via emit-values.ts and
 //                      emit-transfer.ts;
 //   4. emit-tiles.ts   buffer addresses (allocate.ts) patched into the instructions;
-//   5. images.ts       crossbar images.
+//   5. images.ts       crossbar images, with the plan's pieces and bounds recorded for reports.
 
 import { fail } from "../common/errors.js";
 import { sha256Hex } from "../common/json.js";
@@ -19,7 +19,7 @@ import { byName, globalLayout, stateBuffers } from "./emit-layout.js";
 import { lowerSection, type EmitContext } from "./emit-section.js";
 import { assembleTiles } from "./emit-tiles.js";
 import { Transfers } from "./emit-transfer.js";
-import { buildImages } from "./images.js";
+import { buildImages, planBounds, withPieces } from "./images.js";
 import { MAX_LOCAL_ADDRESS } from "./isa.js";
 import { FORMAT_VERSION, type Program } from "./program.js";
 import { assignCrossbarTiles, piecesByMatmul, placeOps } from "./schedule.js";
@@ -75,8 +75,9 @@ export function emitProgram(model: Model, plan: CrossbarPlan, target: Target, op
     modelName: model.name,
     target: targetRecord(target),
     io,
-    crossbars: buildImages(model, plan, target, tileOf),
+    crossbars: withPieces(buildImages(model, plan, target, tileOf), plan, model, tiles),
     tiles,
     symbols: streams.symbols.names,
+    bounds: planBounds(plan),
   };
 }

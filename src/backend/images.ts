@@ -7,11 +7,11 @@
 // piece holds all nonzero weights of that column, else the worst case inRange * sum |W|
 // over the piece's rows (partial sums never saturate).
 
-import { fail } from "../common/errors.js";
+import { assert, fail } from "../common/errors.js";
 import type { CrossbarPlan, Piece } from "../ir/plan.js";
 import type { MatMulOp, Model } from "../ir/types.js";
 import { maxWeightLevel, type Target } from "../target/types.js";
-import type { CrossbarImage } from "./program.js";
+import { SECTION_NAMES, type CrossbarImage, type CrossbarPiece, type PlanBounds, type TileProgram } from "./program.js";
 import { IR_SECTIONS, valueKey } from "./schedule.js";
 
 type WeightReader = (i: number, j: number) => number;
@@ -53,10 +53,15 @@ class MatmulWeights {
   }
 }
 
-/** Programs every planned crossbar (ascending id). */
-export function buildImages(model: Model, plan: CrossbarPlan, target: Target, tileOf: Map<number, number>): CrossbarImage[] {
+function matmulsByKey(model: Model): Map<string, MatMulOp> {
   const matmuls = new Map<string, MatMulOp>();
   for (const sec of IR_SECTIONS) for (const op of model.sections[sec]) if (op.op === "matmul") matmuls.set(valueKey(sec, op.out), op);
+  return matmuls;
+}
+
+/** Programs every planned crossbar (ascending id). */
+export function buildImages(model: Model, plan: CrossbarPlan, target: Target, tileOf: Map<number, number>): CrossbarImage[] {
+  const matmuls = matmulsByKey(model);
   const quantized = target.crossbar.numerics.kind === "quantized";
   const weights = new MatmulWeights();
 
@@ -130,4 +135,58 @@ function placeQuantizedPiece(image: CrossbarImage, levels: Int16Array, piece: Pi
     const full = q.outRange[j]! > 0 ? q.outRange[j]! : 1;
     image.outRange[col] = pieceNz === nz[j] || absSum === 0 ? full : pieceIn * absSum;
   });
+}
+
+// ---- the layout record (CrossbarImage.pieces, Program.bounds) ----------------------------
+
+interface MvmRect {
+  rowStart: number;
+  rowEnd: number;
+  colStart: number;
+  colEnd: number;
+  symbol: number;
+}
+
+/**
+ * The debug symbol of a piece is the one its mvm instructions carry, found in the emitted
+ * code rather than re-derived from the op, so the layout and the instruction stream always
+ * name a matmul alike. An mvm drives a piece when its rectangle contains the piece's (one
+ * mvm may drive a diagonal run of pieces of the same matmul; pieces of other matmuls share
+ * no row or column with them, so no other mvm contains them).
+ */
+function mvmRectsByCrossbar(tiles: readonly TileProgram[]): Map<number, MvmRect[]> {
+  const out = new Map<number, MvmRect[]>();
+  for (const tile of tiles)
+    for (const name of SECTION_NAMES) {
+      const { code, symbols } = tile.sections[name];
+      code.forEach((ins, pc) => {
+        if (ins.op !== "mvm") return;
+        const list = out.get(ins.xbar) ?? [];
+        list.push({ rowStart: ins.rowStart, rowEnd: ins.rowStart + ins.rows, colStart: ins.colStart, colEnd: ins.colStart + ins.cols, symbol: symbols[pc]! });
+        out.set(ins.xbar, list);
+      });
+    }
+  return out;
+}
+
+/** Every image with the plan's pieces on it, their layers and debug symbols (for reports). */
+export function withPieces(images: readonly CrossbarImage[], plan: CrossbarPlan, model: Model, tiles: readonly TileProgram[]): CrossbarImage[] {
+  const matmuls = matmulsByKey(model);
+  const rects = mvmRectsByCrossbar(tiles);
+  const planned = new Map(plan.crossbars.map((xb) => [xb.id, xb.pieces]));
+  return images.map((image) => {
+    const pieces = (planned.get(image.id) ?? []).map((piece): CrossbarPiece => {
+      const layer = matmuls.get(valueKey(piece.section, piece.op))?.layer;
+      const rowEnd = piece.rowStart + piece.inRows.length;
+      const colEnd = piece.colStart + piece.outCols.length;
+      const driver = (rects.get(image.id) ?? []).find((r) => r.rowStart <= piece.rowStart && r.rowEnd >= rowEnd && r.colStart <= piece.colStart && r.colEnd >= colEnd);
+      assert(driver !== undefined, `crossbar ${image.id}: no mvm drives the piece of '${piece.op}' at rows ${piece.rowStart}+${piece.inRows.length}, columns ${piece.colStart}+${piece.outCols.length}`);
+      return { ...piece, ...(layer !== undefined ? { layer } : {}), symbol: driver.symbol };
+    });
+    return { ...image, pieces };
+  });
+}
+
+export function planBounds(plan: CrossbarPlan): PlanBounds {
+  return { lowerBound: plan.lowerBound, perMatrix: plan.perMatrix.map((m) => ({ ...m })) };
 }

@@ -12,6 +12,7 @@
 // completion (tiles synchronise only through send/recv); the next section starts when all
 // tiles are done.
 
+import type { MatrixBound, Piece } from "../ir/plan.js";
 import type { Instr } from "./isa.js";
 
 export const FORMAT_VERSION = 1;
@@ -47,6 +48,26 @@ export interface CrossbarImage {
   inRange: Float32Array; // [rows]
   colScale: Float32Array; // [cols]
   outRange: Float32Array; // [cols]
+  /**
+   * What the compiler placed on this crossbar: the plan's pieces (src/ir/plan.ts), each with
+   * the matmul's layer and the debug symbol its mvm instructions carry. Present exactly when
+   * Program.bounds is (programs of older compilers have neither); the interpreter ignores it.
+   */
+  pieces?: CrossbarPiece[];
+}
+
+export interface CrossbarPiece extends Piece {
+  /** The matmul's IR `layer`, when it has one. */
+  layer?: string;
+  /** Index into Program.symbols. */
+  symbol: number;
+}
+
+/** The crossbar plan's packing figures, so the compile summary can be rebuilt from the program alone. */
+export interface PlanBounds {
+  /** Sum of the per-matrix lower bounds. */
+  lowerBound: number;
+  perMatrix: MatrixBound[];
 }
 
 export interface Section {
@@ -81,4 +102,6 @@ export interface Program {
   tiles: TileProgram[];
   /** Debug symbol table: source op / layer names. */
   symbols: string[];
+  /** Packing figures of the crossbar plan; absent in programs of older compilers. */
+  bounds?: PlanBounds;
 }

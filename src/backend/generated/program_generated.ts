@@ -4,6 +4,14 @@ import * as flatbuffers from 'flatbuffers';
 
 
 /**
+ * IR section a matmul belongs to.
+ */
+export enum MatmulSection {
+  Step = 0,
+  Final = 1
+}
+
+/**
  * The hardware target the program was compiled for.
  */
 export class TargetInfo {
@@ -393,6 +401,254 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
 }
 
 /**
+ * A rectangular piece of one matmul's weight on a crossbar (src/ir/plan.ts, Piece): cell
+ * (row_start + a, col_start + b) holds W[in_rows[a]][out_cols[b]] of matmul `op`.
+ * Pieces on one crossbar share no row and no column.
+ */
+export class CrossbarPiece {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):CrossbarPiece {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsCrossbarPiece(bb:flatbuffers.ByteBuffer, obj?:CrossbarPiece):CrossbarPiece {
+  return (obj || new CrossbarPiece()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsCrossbarPiece(bb:flatbuffers.ByteBuffer, obj?:CrossbarPiece):CrossbarPiece {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new CrossbarPiece()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+/**
+ * `out` name of the matmul op.
+ */
+op():string|null
+op(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+op(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+section():MatmulSection {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : MatmulSection.Step;
+}
+
+/**
+ * The matmul's layer (IR `layer`); absent when the op has none.
+ */
+layer():string|null
+layer(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+layer(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * Index into Program.symbols: the debug symbol of the mvm instructions driving the piece.
+ */
+symbol():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+rowStart():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+colStart():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+/**
+ * Matmul input index per crossbar row used.
+ */
+inRows(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.readUint32(this.bb!.__vector(this.bb_pos + offset) + index * 4) : 0;
+}
+
+inRowsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+inRowsArray():Uint32Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? new Uint32Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+/**
+ * Matmul output index per crossbar column used.
+ */
+outCols(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readUint32(this.bb!.__vector(this.bb_pos + offset) + index * 4) : 0;
+}
+
+outColsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+outColsArray():Uint32Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? new Uint32Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+static startCrossbarPiece(builder:flatbuffers.Builder) {
+  builder.startObject(8);
+}
+
+static addOp(builder:flatbuffers.Builder, opOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, opOffset, 0);
+}
+
+static addSection(builder:flatbuffers.Builder, section:MatmulSection) {
+  builder.addFieldInt8(1, section, MatmulSection.Step);
+}
+
+static addLayer(builder:flatbuffers.Builder, layerOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, layerOffset, 0);
+}
+
+static addSymbol(builder:flatbuffers.Builder, symbol:number) {
+  builder.addFieldInt32(3, symbol, 0);
+}
+
+static addRowStart(builder:flatbuffers.Builder, rowStart:number) {
+  builder.addFieldInt32(4, rowStart, 0);
+}
+
+static addColStart(builder:flatbuffers.Builder, colStart:number) {
+  builder.addFieldInt32(5, colStart, 0);
+}
+
+static addInRows(builder:flatbuffers.Builder, inRowsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(6, inRowsOffset, 0);
+}
+
+static createInRowsVector(builder:flatbuffers.Builder, data:number[]|Uint32Array):flatbuffers.Offset;
+/**
+ * @deprecated This Uint8Array overload will be removed in the future.
+ */
+static createInRowsVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset;
+static createInRowsVector(builder:flatbuffers.Builder, data:number[]|Uint32Array|Uint8Array):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt32(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startInRowsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addOutCols(builder:flatbuffers.Builder, outColsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(7, outColsOffset, 0);
+}
+
+static createOutColsVector(builder:flatbuffers.Builder, data:number[]|Uint32Array):flatbuffers.Offset;
+/**
+ * @deprecated This Uint8Array overload will be removed in the future.
+ */
+static createOutColsVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset;
+static createOutColsVector(builder:flatbuffers.Builder, data:number[]|Uint32Array|Uint8Array):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt32(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startOutColsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endCrossbarPiece(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createCrossbarPiece(builder:flatbuffers.Builder, opOffset:flatbuffers.Offset, section:MatmulSection, layerOffset:flatbuffers.Offset, symbol:number, rowStart:number, colStart:number, inRowsOffset:flatbuffers.Offset, outColsOffset:flatbuffers.Offset):flatbuffers.Offset {
+  CrossbarPiece.startCrossbarPiece(builder);
+  CrossbarPiece.addOp(builder, opOffset);
+  CrossbarPiece.addSection(builder, section);
+  CrossbarPiece.addLayer(builder, layerOffset);
+  CrossbarPiece.addSymbol(builder, symbol);
+  CrossbarPiece.addRowStart(builder, rowStart);
+  CrossbarPiece.addColStart(builder, colStart);
+  CrossbarPiece.addInRows(builder, inRowsOffset);
+  CrossbarPiece.addOutCols(builder, outColsOffset);
+  return CrossbarPiece.endCrossbarPiece(builder);
+}
+
+unpack(): CrossbarPieceT {
+  return new CrossbarPieceT(
+    this.op(),
+    this.section(),
+    this.layer(),
+    this.symbol(),
+    this.rowStart(),
+    this.colStart(),
+    this.bb!.createScalarList(this.inRows.bind(this), this.inRowsLength()),
+    this.bb!.createScalarList(this.outCols.bind(this), this.outColsLength())
+  );
+}
+
+
+unpackTo(_o: CrossbarPieceT): void {
+  _o.op = this.op();
+  _o.section = this.section();
+  _o.layer = this.layer();
+  _o.symbol = this.symbol();
+  _o.rowStart = this.rowStart();
+  _o.colStart = this.colStart();
+  _o.inRows = this.bb!.createScalarList(this.inRows.bind(this), this.inRowsLength());
+  _o.outCols = this.bb!.createScalarList(this.outCols.bind(this), this.outColsLength());
+}
+}
+
+export class CrossbarPieceT {
+constructor(
+  public op: string|Uint8Array|null = null,
+  public section: MatmulSection = MatmulSection.Step,
+  public layer: string|Uint8Array|null = null,
+  public symbol: number = 0,
+  public rowStart: number = 0,
+  public colStart: number = 0,
+  public inRows: (number)[] = [],
+  public outCols: (number)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const op = (this.op !== null ? builder.createString(this.op!) : 0);
+  const layer = (this.layer !== null ? builder.createString(this.layer!) : 0);
+  const inRows = CrossbarPiece.createInRowsVector(builder, this.inRows);
+  const outCols = CrossbarPiece.createOutColsVector(builder, this.outCols);
+
+  return CrossbarPiece.createCrossbarPiece(builder,
+    op,
+    this.section,
+    layer,
+    this.symbol,
+    this.rowStart,
+    this.colStart,
+    inRows,
+    outCols
+  );
+}
+}
+
+/**
  * A programmed crossbar. Exactly one of `levels` (quantized numerics) and `values`
  * (float numerics) is present, row-major, rows*cols entries.
  */
@@ -518,8 +774,22 @@ outRangeArray():Float32Array|null {
   return offset ? new Float32Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+/**
+ * What the compiler placed where (appended in format 1; present exactly when
+ * Program.bounds is, so files of older compilers have neither).
+ */
+pieces(index: number, obj?:CrossbarPiece):CrossbarPiece|null {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? (obj || new CrossbarPiece()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+piecesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
 static startCrossbar(builder:flatbuffers.Builder) {
-  builder.startObject(9);
+  builder.startObject(10);
 }
 
 static addId(builder:flatbuffers.Builder, id:number) {
@@ -643,12 +913,28 @@ static startOutRangeVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
 }
 
+static addPieces(builder:flatbuffers.Builder, piecesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(9, piecesOffset, 0);
+}
+
+static createPiecesVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startPiecesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
 static endCrossbar(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createCrossbar(builder:flatbuffers.Builder, id:number, tile:number, rows:number, cols:number, levelsOffset:flatbuffers.Offset, valuesOffset:flatbuffers.Offset, inRangeOffset:flatbuffers.Offset, colScaleOffset:flatbuffers.Offset, outRangeOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createCrossbar(builder:flatbuffers.Builder, id:number, tile:number, rows:number, cols:number, levelsOffset:flatbuffers.Offset, valuesOffset:flatbuffers.Offset, inRangeOffset:flatbuffers.Offset, colScaleOffset:flatbuffers.Offset, outRangeOffset:flatbuffers.Offset, piecesOffset:flatbuffers.Offset):flatbuffers.Offset {
   Crossbar.startCrossbar(builder);
   Crossbar.addId(builder, id);
   Crossbar.addTile(builder, tile);
@@ -659,6 +945,7 @@ static createCrossbar(builder:flatbuffers.Builder, id:number, tile:number, rows:
   Crossbar.addInRange(builder, inRangeOffset);
   Crossbar.addColScale(builder, colScaleOffset);
   Crossbar.addOutRange(builder, outRangeOffset);
+  Crossbar.addPieces(builder, piecesOffset);
   return Crossbar.endCrossbar(builder);
 }
 
@@ -672,7 +959,8 @@ unpack(): CrossbarT {
     this.bb!.createScalarList(this.values.bind(this), this.valuesLength()),
     this.bb!.createScalarList(this.inRange.bind(this), this.inRangeLength()),
     this.bb!.createScalarList(this.colScale.bind(this), this.colScaleLength()),
-    this.bb!.createScalarList(this.outRange.bind(this), this.outRangeLength())
+    this.bb!.createScalarList(this.outRange.bind(this), this.outRangeLength()),
+    this.bb!.createObjList(this.pieces.bind(this), this.piecesLength())
   );
 }
 
@@ -687,6 +975,7 @@ unpackTo(_o: CrossbarT): void {
   _o.inRange = this.bb!.createScalarList(this.inRange.bind(this), this.inRangeLength());
   _o.colScale = this.bb!.createScalarList(this.colScale.bind(this), this.colScaleLength());
   _o.outRange = this.bb!.createScalarList(this.outRange.bind(this), this.outRangeLength());
+  _o.pieces = this.bb!.createObjList(this.pieces.bind(this), this.piecesLength());
 }
 }
 
@@ -700,7 +989,8 @@ constructor(
   public values: (number)[] = [],
   public inRange: (number)[] = [],
   public colScale: (number)[] = [],
-  public outRange: (number)[] = []
+  public outRange: (number)[] = [],
+  public pieces: (CrossbarPieceT)[] = []
 ){}
 
 
@@ -710,6 +1000,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   const inRange = Crossbar.createInRangeVector(builder, this.inRange);
   const colScale = Crossbar.createColScaleVector(builder, this.colScale);
   const outRange = Crossbar.createOutRangeVector(builder, this.outRange);
+  const pieces = Crossbar.createPiecesVector(builder, builder.createObjectOffsetList(this.pieces));
 
   return Crossbar.createCrossbar(builder,
     this.id,
@@ -720,7 +1011,8 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
     values,
     inRange,
     colScale,
-    outRange
+    outRange,
+    pieces
   );
 }
 }
@@ -1195,6 +1487,286 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
 }
 }
 
+/**
+ * Crossbar lower bound of one matmul (src/ir/plan.ts, MatrixBound).
+ */
+export class MatrixBound {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):MatrixBound {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsMatrixBound(bb:flatbuffers.ByteBuffer, obj?:MatrixBound):MatrixBound {
+  return (obj || new MatrixBound()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsMatrixBound(bb:flatbuffers.ByteBuffer, obj?:MatrixBound):MatrixBound {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new MatrixBound()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+/**
+ * `out` name of the matmul op.
+ */
+op():string|null
+op(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+op(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * Its layer (IR `layer`); absent when the op has none.
+ */
+layer():string|null
+layer(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+layer(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+nonzeroRows():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+nonzeroCols():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+nonzeros():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+/**
+ * max(ceil(nonzero_rows/R), ceil(nonzero_cols/C), ceil(nonzeros/(R*C))).
+ */
+lowerBound():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+/**
+ * Crossbars holding at least one piece of this matmul.
+ */
+used():number {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+static startMatrixBound(builder:flatbuffers.Builder) {
+  builder.startObject(7);
+}
+
+static addOp(builder:flatbuffers.Builder, opOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, opOffset, 0);
+}
+
+static addLayer(builder:flatbuffers.Builder, layerOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, layerOffset, 0);
+}
+
+static addNonzeroRows(builder:flatbuffers.Builder, nonzeroRows:number) {
+  builder.addFieldInt32(2, nonzeroRows, 0);
+}
+
+static addNonzeroCols(builder:flatbuffers.Builder, nonzeroCols:number) {
+  builder.addFieldInt32(3, nonzeroCols, 0);
+}
+
+static addNonzeros(builder:flatbuffers.Builder, nonzeros:number) {
+  builder.addFieldInt32(4, nonzeros, 0);
+}
+
+static addLowerBound(builder:flatbuffers.Builder, lowerBound:number) {
+  builder.addFieldInt32(5, lowerBound, 0);
+}
+
+static addUsed(builder:flatbuffers.Builder, used:number) {
+  builder.addFieldInt32(6, used, 0);
+}
+
+static endMatrixBound(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createMatrixBound(builder:flatbuffers.Builder, opOffset:flatbuffers.Offset, layerOffset:flatbuffers.Offset, nonzeroRows:number, nonzeroCols:number, nonzeros:number, lowerBound:number, used:number):flatbuffers.Offset {
+  MatrixBound.startMatrixBound(builder);
+  MatrixBound.addOp(builder, opOffset);
+  MatrixBound.addLayer(builder, layerOffset);
+  MatrixBound.addNonzeroRows(builder, nonzeroRows);
+  MatrixBound.addNonzeroCols(builder, nonzeroCols);
+  MatrixBound.addNonzeros(builder, nonzeros);
+  MatrixBound.addLowerBound(builder, lowerBound);
+  MatrixBound.addUsed(builder, used);
+  return MatrixBound.endMatrixBound(builder);
+}
+
+unpack(): MatrixBoundT {
+  return new MatrixBoundT(
+    this.op(),
+    this.layer(),
+    this.nonzeroRows(),
+    this.nonzeroCols(),
+    this.nonzeros(),
+    this.lowerBound(),
+    this.used()
+  );
+}
+
+
+unpackTo(_o: MatrixBoundT): void {
+  _o.op = this.op();
+  _o.layer = this.layer();
+  _o.nonzeroRows = this.nonzeroRows();
+  _o.nonzeroCols = this.nonzeroCols();
+  _o.nonzeros = this.nonzeros();
+  _o.lowerBound = this.lowerBound();
+  _o.used = this.used();
+}
+}
+
+export class MatrixBoundT {
+constructor(
+  public op: string|Uint8Array|null = null,
+  public layer: string|Uint8Array|null = null,
+  public nonzeroRows: number = 0,
+  public nonzeroCols: number = 0,
+  public nonzeros: number = 0,
+  public lowerBound: number = 0,
+  public used: number = 0
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const op = (this.op !== null ? builder.createString(this.op!) : 0);
+  const layer = (this.layer !== null ? builder.createString(this.layer!) : 0);
+
+  return MatrixBound.createMatrixBound(builder,
+    op,
+    layer,
+    this.nonzeroRows,
+    this.nonzeroCols,
+    this.nonzeros,
+    this.lowerBound,
+    this.used
+  );
+}
+}
+
+/**
+ * The packing figures the compile summary prints (src/summary.ts), so tools reading only
+ * the .xbin (imssa-report) show the same numbers.
+ */
+export class PlanBounds {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):PlanBounds {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsPlanBounds(bb:flatbuffers.ByteBuffer, obj?:PlanBounds):PlanBounds {
+  return (obj || new PlanBounds()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsPlanBounds(bb:flatbuffers.ByteBuffer, obj?:PlanBounds):PlanBounds {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new PlanBounds()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+/**
+ * Sum of the per-matrix lower bounds.
+ */
+lowerBound():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+perMatrix(index: number, obj?:MatrixBound):MatrixBound|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? (obj || new MatrixBound()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+perMatrixLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startPlanBounds(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addLowerBound(builder:flatbuffers.Builder, lowerBound:number) {
+  builder.addFieldInt32(0, lowerBound, 0);
+}
+
+static addPerMatrix(builder:flatbuffers.Builder, perMatrixOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, perMatrixOffset, 0);
+}
+
+static createPerMatrixVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startPerMatrixVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endPlanBounds(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createPlanBounds(builder:flatbuffers.Builder, lowerBound:number, perMatrixOffset:flatbuffers.Offset):flatbuffers.Offset {
+  PlanBounds.startPlanBounds(builder);
+  PlanBounds.addLowerBound(builder, lowerBound);
+  PlanBounds.addPerMatrix(builder, perMatrixOffset);
+  return PlanBounds.endPlanBounds(builder);
+}
+
+unpack(): PlanBoundsT {
+  return new PlanBoundsT(
+    this.lowerBound(),
+    this.bb!.createObjList(this.perMatrix.bind(this), this.perMatrixLength())
+  );
+}
+
+
+unpackTo(_o: PlanBoundsT): void {
+  _o.lowerBound = this.lowerBound();
+  _o.perMatrix = this.bb!.createObjList(this.perMatrix.bind(this), this.perMatrixLength());
+}
+}
+
+export class PlanBoundsT {
+constructor(
+  public lowerBound: number = 0,
+  public perMatrix: (MatrixBoundT)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const perMatrix = PlanBounds.createPerMatrixVector(builder, builder.createObjectOffsetList(this.perMatrix));
+
+  return PlanBounds.createPlanBounds(builder,
+    this.lowerBound,
+    perMatrix
+  );
+}
+}
+
 export class Program {
   bb: flatbuffers.ByteBuffer|null = null;
   bb_pos = 0;
@@ -1282,8 +1854,16 @@ symbolsLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+/**
+ * Packing figures of the crossbar plan (appended in format 1; absent in older files).
+ */
+bounds(obj?:PlanBounds):PlanBounds|null {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? (obj || new PlanBounds()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
 static startProgram(builder:flatbuffers.Builder) {
-  builder.startObject(8);
+  builder.startObject(9);
 }
 
 static addFormatVersion(builder:flatbuffers.Builder, formatVersion:number) {
@@ -1354,6 +1934,10 @@ static startSymbolsVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
 }
 
+static addBounds(builder:flatbuffers.Builder, boundsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(8, boundsOffset, 0);
+}
+
 static endProgram(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
@@ -1377,7 +1961,8 @@ unpack(): ProgramT {
     (this.io() !== null ? this.io()!.unpack() : null),
     this.bb!.createObjList(this.crossbars.bind(this), this.crossbarsLength()),
     this.bb!.createObjList(this.tiles.bind(this), this.tilesLength()),
-    this.bb!.createObjList(this.symbols.bind(this), this.symbolsLength())
+    this.bb!.createObjList(this.symbols.bind(this), this.symbolsLength()),
+    (this.bounds() !== null ? this.bounds()!.unpack() : null)
   );
 }
 
@@ -1391,6 +1976,7 @@ unpackTo(_o: ProgramT): void {
   _o.crossbars = this.bb!.createObjList(this.crossbars.bind(this), this.crossbarsLength());
   _o.tiles = this.bb!.createObjList(this.tiles.bind(this), this.tilesLength());
   _o.symbols = this.bb!.createObjList(this.symbols.bind(this), this.symbolsLength());
+  _o.bounds = (this.bounds() !== null ? this.bounds()!.unpack() : null);
 }
 }
 
@@ -1403,7 +1989,8 @@ constructor(
   public io: IoMapT|null = null,
   public crossbars: (CrossbarT)[] = [],
   public tiles: (TileT)[] = [],
-  public symbols: (DebugSymbolT)[] = []
+  public symbols: (DebugSymbolT)[] = [],
+  public bounds: PlanBoundsT|null = null
 ){}
 
 
@@ -1415,6 +2002,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   const crossbars = Program.createCrossbarsVector(builder, builder.createObjectOffsetList(this.crossbars));
   const tiles = Program.createTilesVector(builder, builder.createObjectOffsetList(this.tiles));
   const symbols = Program.createSymbolsVector(builder, builder.createObjectOffsetList(this.symbols));
+  const bounds = (this.bounds !== null ? this.bounds!.pack(builder) : 0);
 
   Program.startProgram(builder);
   Program.addFormatVersion(builder, this.formatVersion);
@@ -1425,6 +2013,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   Program.addCrossbars(builder, crossbars);
   Program.addTiles(builder, tiles);
   Program.addSymbols(builder, symbols);
+  Program.addBounds(builder, bounds);
 
   return Program.endProgram(builder);
 }
