@@ -7,6 +7,7 @@ import { emitProgram } from "./backend/emit.js";
 import { fail } from "./common/errors.js";
 import { readFloatNpy } from "./common/npy.js";
 import { compileDslFile } from "./frontend/dsl/index.js";
+import { compileOnnxFile } from "./frontend/onnx/index.js";
 import { readModelFile } from "./ir/json.js";
 import type { CrossbarPlan } from "./ir/plan.js";
 import type { Model } from "./ir/types.js";
@@ -18,13 +19,28 @@ import type { Target } from "./target/types.js";
 
 export const COMPILER_VERSION = "0.1.0";
 
+export interface LoadOptions {
+  /** ONNX step graphs: explicit (state input, state output) pairs, beyond the naming conventions. */
+  state?: Array<[string, string]>;
+}
+
 /** Reads a model from any supported front end, chosen by file extension. */
-export function loadModel(file: string): Model {
+export function loadModel(file: string, opts: LoadOptions = {}): Model {
   const ext = extname(file).toLowerCase();
+  if (opts.state?.length && ext !== ".onnx") fail("usage", "--state applies to ONNX models only", { file });
   if (ext === ".s4d") return compileDslFile(file);
   if (ext === ".json") return readModelFile(file);
-  if (ext === ".onnx") return fail("unsupported", "ONNX models are not supported yet; use a .s4d model or IR JSON", { file });
-  return fail("usage", `unknown model file type '${ext || "(none)"}': expected .s4d (model DSL) or .json (imssa IR)`, { file });
+  if (ext === ".onnx") return compileOnnxFile(file, { state: opts.state });
+  return fail("usage", `unknown model file type '${ext || "(none)"}': expected .s4d (model DSL), .onnx or .json (imssa IR)`, { file });
+}
+
+/** Parses repeatable `--state IN:OUT` flags. */
+export function parseStatePairs(values: readonly string[]): Array<[string, string]> {
+  return values.map((v) => {
+    const parts = v.split(":");
+    if (parts.length !== 2 || !parts[0] || !parts[1]) fail("usage", `--state expects IN:OUT (a state input and output name of the graph), found '${v}'`);
+    return [parts[0], parts[1]] as [string, string];
+  });
 }
 
 /** A batch of sequences [B, T, d] as the evaluator's per-sequence input records. */

@@ -7,7 +7,7 @@ import { Command } from "commander";
 import { fail } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { readFloatNpy } from "../common/npy.js";
-import { COMPILER_VERSION, loadModel, readCalibration } from "../pipeline.js";
+import { COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from "../pipeline.js";
 import { loadTarget } from "../target/load.js";
 import { formatVerify, verifyModel } from "../verify/index.js";
 
@@ -19,6 +19,7 @@ interface Options {
   calibrate?: string;
   tolerance?: string;
   json?: string;
+  state?: string[];
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -30,12 +31,13 @@ async function main(argv: string[]): Promise<void> {
         "quantization-noise model of the target (DAC/ADC half steps, clipping), see docs/VERIFY.md.",
     )
     .version(COMPILER_VERSION, "-V, --version")
-    .argument("<model>", "model file: .s4d or IR .json")
+    .argument("<model>", "model file: .s4d, .onnx or IR .json")
     .option("-t, --target <name|file>", "target name or .json file", "xbar64")
     .requiredOption("-i, --input <x.npy>", "inputs, float [B, T, d_in] or [T, d_in]")
     .option("--calibrate <c.npy>", "calibration inputs for DAC/ADC ranges (default: the compiler's default distribution)")
     .option("--tolerance <abs>", "allowed max abs error for every output, instead of the derived bound")
     .option("--json <file>", "also write the results as JSON")
+    .option("--state <IN:OUT>", "ONNX step graphs: pair a state input with its output (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--debug", "show stack traces for internal errors")
     .showHelpAfterError();
   cmd.parse(argv);
@@ -46,7 +48,7 @@ async function main(argv: string[]): Promise<void> {
     tolerance = Number(opts.tolerance);
     if (!Number.isFinite(tolerance) || tolerance < 0) fail("usage", `--tolerance must be a non-negative number, found '${opts.tolerance}'`);
   }
-  const model = loadModel(modelFile);
+  const model = loadModel(modelFile, { state: parseStatePairs(opts.state ?? []) });
   const target = loadTarget(opts.target);
   const { shape, data } = readFloatNpy(opts.input!);
   const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
