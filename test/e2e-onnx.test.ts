@@ -1,6 +1,6 @@
 // ONNX models end to end: PyTorch export -> imssa-compile -> interpreter, checked against
-// ONNX Runtime on the same graph (ideal target: float32 rounding), against the bound
-// imssa-verify derives (xbar64), and for classifiers, argmax agreement on many inputs.
+// ONNX Runtime on the same graph (ideal target: float32 rounding) and against the bound
+// imssa-verify derives (xbar64).
 
 import { describe, expect, test } from "@jest/globals";
 import { readFileSync } from "node:fs";
