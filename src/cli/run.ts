@@ -12,6 +12,9 @@ import { readFloatNpy, writeNpy } from "../common/npy.js";
 import { formatReport } from "../interp/report.js";
 import { runProgram } from "../interp/run.js";
 import { traceFile } from "../interp/trace.js";
+import { parseNoiseArg, parseSeed } from "../noise/parse.js";
+import type { NoiseConfig } from "../noise/spec.js";
+import { targetFromJson } from "../target/load.js";
 
 interface Options {
   input?: string;
@@ -20,6 +23,9 @@ interface Options {
   report?: boolean;
   reportJson?: string;
   trace?: string;
+  noise?: string | true;
+  seed?: string;
+  readSeed?: string;
   debug?: boolean;
 }
 
@@ -40,7 +46,23 @@ Report and trace:
   saturations per layer. --trace writes a Chrome Trace Event file (open it in
   https://ui.perfetto.dev): the first sequence's init, first step and final, one process per
   tile, one thread per unit, time in microseconds at the target clock.
-  The timing and energy model is described in docs/TIMING.md.`;
+  The timing and energy model is described in docs/TIMING.md.
+
+Device noise (docs/NOISE.md):
+  Without --noise the crossbars compute exactly (the noise configured in the target is not
+  simulated). --noise simulates it: "--noise" or "--noise target" uses the target's noise
+  section, "--noise off" none, and comma-separated key=value items override single
+  parameters on top of the target (or of "off" when it comes first), e.g.
+    --noise programming.scale=2,read.sigma=0.002,drift.t=86400
+    --noise off,faults.stuckAtGMin=0.01
+  Keys: programming.{c0,c1,c2,scale}, read.{sigma,flickerQs,tReadSeconds},
+  drift.{nu,nuSigma,t0Seconds,tSeconds,compensate} (drift.t, drift.t0 for short),
+  output.sigma, faults.{stuckAtGMin,stuckAtGMax}, irDrop.wireOhms,
+  dac.{offsetSigma,nonlinearity}, adc.{offsetSigma,nonlinearity}.
+  --seed N (default 0) fixes the programmed chip (programming noise, faults, drift
+  exponents, DAC/ADC offsets); --read-seed N (default: the --seed) the per-MVM read and
+  output noise. The same seeds give bit-identical outputs. Put --noise after the program
+  file (or give it a value): a bare --noise before it would take the file as its spec.`;
 
 /** "<stem>.final.npy" next to the step output file. */
 export function defaultFinalOutput(output: string): string {
@@ -57,6 +79,9 @@ export async function main(argv: string[]): Promise<void> {
     .option("--report", "print the timing / energy / saturation report to stdout")
     .option("--report-json <r.json>", "write the report as JSON")
     .option("--trace <t.json>", "write a Chrome Trace Event (Perfetto) trace of one step's schedule")
+    .option("--noise [spec]", 'simulate device noise: "target" (default), "off" or key=value overrides (see below)')
+    .option("--seed <n>", "chip seed of the noise simulation (default 0)")
+    .option("--read-seed <n>", "seed of the per-MVM read/output noise (default: --seed)")
     .option("--debug", "show stack traces for internal errors")
     .addHelpText("after", HELP_AFTER)
     .showHelpAfterError();
@@ -65,7 +90,16 @@ export async function main(argv: string[]): Promise<void> {
   const programFile = cmd.args[0]!;
   if (opts.input === undefined) fail("usage", "missing --input <x.npy> (try --help)");
 
+  if (opts.noise === undefined && (opts.seed !== undefined || opts.readSeed !== undefined)) fail("usage", "--seed and --read-seed need --noise");
   const program = readProgramFile(programFile);
+  let noise: NoiseConfig | undefined;
+  if (opts.noise !== undefined) {
+    // The program embeds the target it was compiled for; its noise section is the base.
+    const target = targetFromJson(program.target.json, `${programFile} (embedded target)`);
+    const model = parseNoiseArg(opts.noise === true ? "target" : opts.noise, target.noise, "--noise");
+    const seed = opts.seed === undefined ? 0 : parseSeed(opts.seed, "--seed");
+    noise = { model, seed, readSeed: opts.readSeed === undefined ? seed : parseSeed(opts.readSeed, "--read-seed") };
+  }
   const x = readFloatNpy(opts.input);
   const rank = x.shape.length;
   if (rank !== 2 && rank !== 3) fail("usage", `input must be [B, T, d_in] or [T, d_in], got shape [${x.shape.join(", ")}]`, { file: opts.input });
@@ -78,7 +112,7 @@ export async function main(argv: string[]): Promise<void> {
   const finalFile = hasFinal ? (opts.finalOutput ?? (opts.output === undefined ? undefined : hasStep ? defaultFinalOutput(opts.output) : opts.output)) : undefined;
   if (opts.output !== undefined && !hasStep && !hasFinal) fail("usage", "--output given but the program has no outputs");
 
-  const result = runProgram(program, x.data, shape, { trace: opts.trace !== undefined, file: programFile, inputFile: opts.input });
+  const result = runProgram(program, x.data, shape, { trace: opts.trace !== undefined, file: programFile, inputFile: opts.input, noise });
 
   // Everything is computed; only now touch the file system.
   if (stepFile !== undefined && result.step) {

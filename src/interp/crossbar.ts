@@ -2,10 +2,24 @@
 // (CrossbarImage), with ADC saturations counted. Analog arithmetic is exact in float64
 // (integer sums of codes * levels stay far below 2^53); the result is rounded to the
 // vector-unit precision only when it lands in local memory.
+//
+// With device noise on (docs/NOISE.md) a quantized crossbar is replaced by NoisyCrossbar,
+// which sums the effective weights of a programmed chip (src/noise/chip.ts) instead of the
+// integer levels; the noise-free QuantizedCrossbar stays exactly as it was, so noise-off
+// runs keep their speed and their bits.
 
 import type { CrossbarImage } from "../backend/program.js";
+import { programCrossbar, type ProgrammedCrossbar } from "../noise/chip.js";
+import { irDropRatio, irDropSums, IrDropScratch } from "../noise/ir-drop.js";
+import { transferCurve } from "../noise/periphery.js";
+import type { NoiseSetup } from "../noise/setup.js";
+import { partActive } from "../noise/spec.js";
+import { readStream, type NoiseStream } from "../noise/streams.js";
 import type { Numerics } from "../target/types.js";
 import type { Memory } from "./memory.js";
+
+const sqrt = Math.sqrt;
+const abs = Math.abs;
 
 /** The part of an `mvm` instruction the crossbar needs. */
 export interface MvmWindow {
@@ -123,6 +137,142 @@ class FloatCrossbar implements CrossbarModel {
   }
 }
 
-export function makeCrossbar(image: CrossbarImage, numerics: Numerics): CrossbarModel {
-  return numerics.kind === "quantized" ? new QuantizedCrossbar(image, numerics.dacBits, numerics.adcBits) : new FloatCrossbar(image);
+/**
+ * A quantized crossbar on a noisy chip. Per MVM:
+ *   V_i = f_DAC(code_i) + dacOffset_i * D                    (DAC, code units)
+ *   s_j = sum_i V_i w_ij  (+ IR drop)  + sqrt(sum_i V_i^2 var_ij) * z_j   (analog sum, read noise)
+ *   v_j = s_j * colScale[j] / D + sigma_out * outRange[j] * z'_j + adcOffset_j * outRange[j]
+ *   y_j = ADC(f_ADC(v_j)) * driftScale                        (digital drift compensation)
+ * w_ij are the effective weight levels of the programmed devices. The read noise of every
+ * conducting device enters through its variance: a sum of independent Gaussians is the
+ * Gaussian with the summed variance, so one draw per column samples exactly the
+ * distribution of the per-device draws at a fraction of their cost.
+ */
+class NoisyCrossbar implements CrossbarModel {
+  private readonly dacMax: number;
+  private readonly adcMax: number;
+  private readonly volts: Float64Array;
+  private readonly sums: Float64Array;
+  private readonly vars: Float64Array;
+  private readonly readRng: NoiseStream | null;
+  private readonly outputRng: NoiseStream | null;
+  private readonly outputSigma: number;
+  private readonly dacCurve: number;
+  private readonly adcCurve: number;
+  private readonly ir: { ratio: number; physRows: number; scratch: IrDropScratch } | null;
+
+  constructor(
+    readonly image: CrossbarImage,
+    dacBits: number,
+    adcBits: number,
+    private readonly chip: ProgrammedCrossbar,
+    noise: NoiseSetup,
+  ) {
+    const m = noise.model;
+    this.dacMax = 2 ** (dacBits - 1) - 1;
+    this.adcMax = 2 ** (adcBits - 1) - 1;
+    this.volts = new Float64Array(image.rows);
+    this.sums = new Float64Array(image.cols);
+    this.vars = new Float64Array(image.cols);
+    this.readRng = chip.readVar !== null ? readStream(noise.readSeed, image.id, "read") : null;
+    this.outputRng = partActive(m, "output") ? readStream(noise.readSeed, image.id, "output") : null;
+    this.outputSigma = m.output.sigma;
+    this.dacCurve = m.dac.nonlinearity;
+    this.adcCurve = m.adc.nonlinearity;
+    this.ir = partActive(m, "irDrop")
+      ? { ratio: irDropRatio(m.irDrop.wireOhms, chip.levelsPerUs), physRows: noise.chip.physRows, scratch: new IrDropScratch(image.rows, image.cols) }
+      : null;
+  }
+
+  mvm(mem: Memory, w: MvmWindow, round: (x: number) => number): number {
+    const { inRange, colScale, outRange } = this.image;
+    const { rowStart, rows, colStart, cols, src, dst, acc } = w;
+    const D = this.dacMax;
+    const Q = this.adcMax;
+    const chip = this.chip;
+    const volts = this.volts;
+    const dacOffset = chip.dacOffset;
+    const dacCurve = this.dacCurve;
+    for (let r = 0; r < rows; r++) {
+      const c0 = roundHalfAway((mem[src + r]! / inRange[rowStart + r]!) * D);
+      const c = c0 > D ? D : c0 < -D ? -D : c0;
+      let v = dacCurve === 0 ? c : transferCurve(c, D, dacCurve);
+      if (dacOffset !== null) v += dacOffset[rowStart + r]! * D;
+      volts[r] = v;
+    }
+    const sums = this.sums;
+    const vars = this.vars;
+    const readVar = chip.readVar;
+    if (this.ir !== null) {
+      irDropSums(chip, volts, w, this.ir.physRows, this.ir.ratio, sums, readVar === null ? null : vars, this.ir.scratch);
+    } else {
+      sums.fill(0, 0, cols);
+      const wt = chip.weight;
+      const stride = chip.cols;
+      if (readVar === null) {
+        for (let r = 0; r < rows; r++) {
+          const v = volts[r]!;
+          if (v === 0) continue; // a row at 0 V draws no current
+          const base = (rowStart + r) * stride + colStart;
+          for (let j = 0; j < cols; j++) sums[j] += v * wt[base + j]!;
+        }
+      } else {
+        vars.fill(0, 0, cols);
+        for (let r = 0; r < rows; r++) {
+          const v = volts[r]!;
+          if (v === 0) continue; // ... and adds no read noise
+          const v2 = v * v;
+          const base = (rowStart + r) * stride + colStart;
+          for (let j = 0; j < cols; j++) {
+            sums[j] += v * wt[base + j]!;
+            vars[j] += v2 * readVar[base + j]!;
+          }
+        }
+      }
+    }
+    const readRng = this.readRng;
+    const outputRng = this.outputRng;
+    const outputSigma = this.outputSigma;
+    const adcOffset = chip.adcOffset;
+    const adcCurve = this.adcCurve;
+    const scale = chip.driftScale;
+    let saturations = 0;
+    for (let j = 0; j < cols; j++) {
+      const col = colStart + j;
+      let s = sums[j]!;
+      // One draw per column and MVM, whatever the variance, so the stream stays aligned.
+      if (readRng !== null) s += sqrt(vars[j]!) * readRng.normal();
+      const range = outRange[col]!;
+      let v = (s * colScale[col]!) / D;
+      if (outputRng !== null) v += outputSigma * range * outputRng.normal();
+      if (adcOffset !== null) v += adcOffset[col]! * range;
+      let q: number;
+      if (abs(v) > range) {
+        saturations++;
+        q = v > 0 ? Q : -Q;
+      } else {
+        const u = adcCurve === 0 ? v : transferCurve(v, range, adcCurve);
+        const q0 = roundHalfAway((u / range) * Q);
+        q = q0 > Q ? Q : q0 < -Q ? -Q : q0;
+      }
+      const y = ((q * range) / Q) * scale;
+      mem[dst + j] = acc ? round(mem[dst + j]! + y) : y;
+    }
+    return saturations;
+  }
+}
+
+/**
+ * The crossbar model of one image. `noise` (active noise only, see src/noise/setup.ts)
+ * selects the noisy model and programs its chip; without it the exact noise-free models run.
+ */
+export function makeCrossbar(image: CrossbarImage, numerics: Numerics, noise: NoiseSetup | null = null): CrossbarModel {
+  if (numerics.kind === "float") {
+    if (noise !== null) throw new Error("internal error: device noise on float numerics (noiseSetup rejects it)");
+    return new FloatCrossbar(image);
+  }
+  if (noise === null) return new QuantizedCrossbar(image, numerics.dacBits, numerics.adcBits);
+  if (image.weights.kind !== "levels") throw new Error(`internal error: crossbar ${image.id} has float weights on a quantized target`);
+  const chip = programCrossbar({ id: image.id, rows: image.rows, cols: image.cols, levels: image.weights.levels }, noise.chip, noise.model, noise.seed, noise.buffers);
+  return new NoisyCrossbar(image, numerics.dacBits, numerics.adcBits, chip, noise);
 }

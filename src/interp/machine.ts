@@ -12,6 +12,7 @@
 import type { Instr } from "../backend/isa.js";
 import type { Program, SectionName } from "../backend/program.js";
 import { UserError } from "../common/errors.js";
+import type { NoiseSetup } from "../noise/setup.js";
 import type { Target } from "../target/types.js";
 import { accessOf, type Range } from "./access.js";
 import { makeCrossbar, type CrossbarModel } from "./crossbar.js";
@@ -147,6 +148,8 @@ export class Machine {
     private readonly file: string,
     /** Recompute the schedule on every section run instead of reusing the first one. */
     private readonly retime = false,
+    /** Device noise to simulate (src/noise/setup.ts); null: the exact noise-free crossbars. */
+    noise: NoiseSetup | null = null,
   ) {
     this.target = target;
     this.precision = precisionOf(target);
@@ -161,7 +164,7 @@ export class Machine {
     const perTile = new Array<number>(program.tiles.length).fill(0);
     program.crossbars.forEach((img, index) => {
       const slot = CROSSBAR_SLOT + perTile[img.tile]!++;
-      models.set(img.id, { model: makeCrossbar(img, target.crossbar.numerics), index, slot });
+      models.set(img.id, { model: makeCrossbar(img, target.crossbar.numerics, noise), index, slot });
     });
     // Message slots: sends first (they define the slots), then recvs look theirs up.
     const slots = new Map<string, number>();

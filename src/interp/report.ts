@@ -2,6 +2,8 @@
 // as a JSON-friendly object and as a readable table.
 
 import type { Program } from "../backend/program.js";
+import type { NoiseSetup } from "../noise/setup.js";
+import { activeParts, describeNoise, noiseFromTarget, type NoiseModel, type NoisePart } from "../noise/spec.js";
 import type { Target } from "../target/types.js";
 import { addCounts, energyOf, zeroCounts, type EnergyBreakdown, type EventCounts } from "./energy.js";
 import { zeroBusy, type Machine, type SectionRun } from "./machine.js";
@@ -54,8 +56,22 @@ export interface RunReport {
     perCrossbar: (SaturationEntry & { crossbar: number; tile: number })[];
     perSymbol: (SaturationEntry & { symbol: string })[];
   };
-  /** Caveats about what the run did not model. */
+  /** Device noise of the run (docs/NOISE.md); absent in reports written before noise existed. */
+  noise?: NoiseReport;
+  /** Caveats about what the run did and did not model. */
   notes: string[];
+}
+
+export interface NoiseReport {
+  /** Whether any noise was simulated; false: exact noise-free numerics. */
+  simulated: boolean;
+  /** The parts that were simulated (none when not simulated). */
+  parts: NoisePart[];
+  /** Chip and read seeds; null when not simulated. */
+  seed: number | null;
+  readSeed: number | null;
+  /** The full model that ran; null when not simulated. */
+  model: NoiseModel | null;
 }
 
 /** Sums section runs, for averaging. */
@@ -108,6 +124,25 @@ export interface ReportInputs {
   stepFirst: SectionAccumulator;
   stepSteady: SectionAccumulator;
   final: SectionAccumulator;
+  /** The noise that ran; null or absent: none. */
+  noise?: NoiseSetup | null;
+}
+
+function noiseReport(t: Target, noise: NoiseSetup | null): { report: NoiseReport; notes: string[] } {
+  if (noise === null) {
+    const configured = activeParts(noiseFromTarget(t.noise));
+    const notes =
+      configured.length > 0
+        ? [`device noise (${configured.join(", ")}) is configured in target ${t.name} but was not simulated: results are noise-free (imssa-run --noise simulates it)`]
+        : [];
+    return { report: { simulated: false, parts: [], seed: null, readSeed: null, model: null }, notes };
+  }
+  const parts = activeParts(noise.model);
+  const seeds = noise.readSeed === noise.seed ? `seed ${noise.seed}` : `chip seed ${noise.seed}, read seed ${noise.readSeed}`;
+  return {
+    report: { simulated: true, parts, seed: noise.seed, readSeed: noise.readSeed, model: structuredClone(noise.model) },
+    notes: [`device noise simulated (${seeds}): ${describeNoise(noise.model).join("; ")}`],
+  };
 }
 
 export function buildReport(x: ReportInputs): RunReport {
@@ -132,6 +167,7 @@ export function buildReport(x: ReportInputs): RunReport {
   const perSequenceCounts = zeroCounts();
   addCounts(perSequenceCounts, all.counts, 1 / x.batch);
   const totalSeconds = totalCycles / t.clockHz;
+  const noise = noiseReport(t, x.noise ?? null);
 
   const perCrossbar = p.crossbars.map((img, i) => ({
     crossbar: img.id,
@@ -172,9 +208,8 @@ export function buildReport(x: ReportInputs): RunReport {
       perCrossbar,
       perSymbol,
     },
-    notes: Object.values(t.noise).some((v) => v !== undefined)
-      ? [`device noise (${Object.keys(t.noise).join(", ")}) is configured in target ${t.name} but not simulated: results are noise-free`]
-      : [],
+    noise: noise.report,
+    notes: noise.notes,
   };
 }
 

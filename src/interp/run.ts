@@ -3,6 +3,8 @@
 
 import type { IoBuffer, Program } from "../backend/program.js";
 import { UserError } from "../common/errors.js";
+import { noiseSetup } from "../noise/setup.js";
+import type { NoiseConfig } from "../noise/spec.js";
 import { Machine, type ScheduledInstr } from "./machine.js";
 import { buildReport, SectionAccumulator, type RunReport } from "./report.js";
 import { buildTrace, type SectionSpan, type TraceEvent } from "./trace.js";
@@ -20,6 +22,11 @@ export interface RunOptions {
    * is exact, see Machine.runSection); slower, for checking the timing model.
    */
   retime?: boolean;
+  /**
+   * Device noise to simulate (docs/NOISE.md): a model and its seeds. Absent, or a model
+   * that changes nothing: the exact noise-free numerics.
+   */
+  noise?: NoiseConfig;
 }
 
 export interface RunResult {
@@ -60,7 +67,8 @@ export function runProgram(p: Program, input: Float32Array, shape: [number, numb
   const target = checkProgram(p, file);
   checkInput(p, input, shape, file, opts.inputFile);
   const [B, T, dIn] = shape;
-  const machine = new Machine(p, target, file, opts.retime ?? false);
+  const noise = noiseSetup(target, opts.noise, file);
+  const machine = new Machine(p, target, file, opts.retime ?? false, noise);
   const inBuf = p.io.inputs[0]!;
   const dOut = totalSize(p.io.stepOutputs);
   const dFinal = totalSize(p.io.finalOutputs);
@@ -91,7 +99,7 @@ export function runProgram(p: Program, input: Float32Array, shape: [number, numb
     if (final) readOutputs(global, p.io.finalOutputs, final, b * dFinal);
   }
 
-  const report = buildReport({ program: p, machine, batch: B, steps: T, ...acc });
+  const report = buildReport({ program: p, machine, batch: B, steps: T, noise, ...acc });
   const result: RunResult = { step, final, stepShape: step ? [B, T, dOut] : null, finalShape: final ? [B, dFinal] : null, report };
   if (schedule) result.trace = buildTrace(p, target.clockHz, schedule, spans);
   return result;

@@ -87,17 +87,42 @@ export interface EnergySpec {
   staticMw: number;
 }
 
-/** Device non-idealities; every field optional, absent = off. Used from the noise issue on. */
+/**
+ * Device and periphery non-idealities (docs/NOISE.md); every block optional, absent = off.
+ * The interpreter simulates them when a run asks for noise (imssa-run --noise); a block
+ * whose parameters have no effect (all zero) is off as well.
+ */
 export interface NoiseSpec {
-  /** Programming noise: sigma of conductance, relative to gMax, as c0 + c1*(g/gMax) + c2*(g/gMax)^2. */
-  programming?: { c0: number; c1: number; c2: number };
-  /** Read noise per MVM, relative to gMax. */
-  read?: { sigma: number };
-  /** Conductance drift g(t) = g0 (t/t0)^-nu. */
-  drift?: { nu: number; t0Seconds: number; compensate: boolean };
-  /** Gaussian output noise, relative to the ADC full scale. */
+  /**
+   * Programming noise: a programmed conductance is g_T + N(0, sigma) (clipped at 0 uS) with
+   * sigma = scale * gMax * max(0, c0 + c1*(g_T/gMax) + c2*(g_T/gMax)^2) (c0..c2 relative to gMax).
+   */
+  programming?: { c0: number; c1: number; c2: number; /** Multiplies sigma (default 1). */ scale?: number };
+  /**
+   * Read noise, drawn anew on every MVM: Gaussian with sigma = sigma * gMax (white), plus,
+   * when flickerQs > 0, the 1/f term g * min(flickerQs / (g_P/gMax)^0.65, 0.2) *
+   * sqrt(ln((t + tRead) / (2 tRead))) at the inference time t (drift.tSeconds).
+   */
+  read?: { sigma: number; flickerQs?: number; tReadSeconds?: number };
+  /**
+   * Conductance drift g(t) = g_P (t/t0)^-nu for t > t0, with a per-device exponent
+   * nu ~ N(nu, nuSigma) clipped at 0; tSeconds is the inference time (default 3600 s).
+   * `compensate`: global drift compensation, one digital output scale per crossbar.
+   */
+  drift?: { nu: number; t0Seconds: number; compensate: boolean; nuSigma?: number; tSeconds?: number };
+  /** Gaussian output noise per MVM and column, sigma relative to the ADC full scale. */
   output?: { sigma: number };
+  /** Fractions of devices stuck at gMin / gMax (each device independently). */
   faults?: { stuckAtGMin: number; stuckAtGMax: number };
+  /** IR drop: resistance of one wire segment between neighbouring cells (word and bit lines), in ohms. */
+  irDrop?: { wireOhms: number };
+  /**
+   * DAC non-idealities: a static offset per row (sigma relative to full scale) and a
+   * compressive (nonlinearity > 0) or expansive (< 0) transfer curve that keeps 0 and full scale.
+   */
+  dac?: { offsetSigma: number; nonlinearity: number };
+  /** ADC non-idealities: static offset per column (relative to full scale) and transfer curve, as for the DAC. */
+  adc?: { offsetSigma: number; nonlinearity: number };
 }
 
 export interface Target {
