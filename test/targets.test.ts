@@ -44,7 +44,7 @@ describe("shipped targets", () => {
 
   test("listTargets names every shipped target, each named like its file", () => {
     const list = listTargets();
-    expect(list.map((t) => t.name)).toEqual(["ideal", "xbar64"]);
+    expect(list.map((t) => t.name)).toEqual(["ideal", "xbar128", "xbar256", "xbar64"]);
     for (const t of list) {
       expect(t.file).toBe(resolve(`targets/${t.name}.json`));
       expect(t.description.length).toBeGreaterThan(10);
@@ -52,8 +52,8 @@ describe("shipped targets", () => {
   });
 
   test("an unknown name lists the available targets", () => {
-    const d = userErrors(() => loadTarget("xbar128"), "usage");
-    expect(d[0]!.message).toBe('unknown target "xbar128"; available targets: ideal, xbar64 (or give the path of a target .json file)');
+    const d = userErrors(() => loadTarget("xbar512"), "usage");
+    expect(d[0]!.message).toBe('unknown target "xbar512"; available targets: ideal, xbar128, xbar256, xbar64 (or give the path of a target .json file)');
     // The schema file sits next to the targets but is not one.
     expect(userErrors(() => loadTarget("target.schema"), "usage")[0]!.message).toMatch(/^unknown target "target.schema"/);
   });
