@@ -2,14 +2,18 @@
 # Regenerates the ONNX front-end fixtures in test/fixtures/onnx/ (committed; CI needs no Python).
 #
 # Needs Debian's Python packages (PyPI is not used); install them once with
-#     apt-get update && apt-get install -y python3-torch python3-onnx python3-numpy
-# (torch 1.13, onnx 1.12, numpy 1.24 on bookworm). This script installs nothing itself.
+#     apt-get update && apt-get install -y python3-torch python3-onnx python3-numpy python3-sklearn
+# (torch 1.13, onnx 1.12, numpy 1.24, scikit-learn 1.2 on bookworm; scikit-learn bundles the
+# digits data set the classifier fixtures are trained on, so nothing is downloaded). This
+# script installs nothing itself.
 #
 #     scripts/gen-onnx-fixtures.sh            write the fixtures, then check them with ONNX Runtime
 #     PYTHON=/path/to/python3 scripts/gen-onnx-fixtures.sh
 #
-# Seeds are fixed: a rerun reproduces the same files. What each fixture holds is in
-# test/fixtures/onnx/README.md; exporters/pytorch/make_fixtures.py writes them.
+# Seeds are fixed: a rerun on the same machine reproduces the same files (other CPUs may differ
+# in the last float32 bits). The classifiers scan_cls and digits64 are trained first
+# (exporters/pytorch/train_digits.py, single-threaded, about 3 minutes together). What each
+# fixture holds is in test/fixtures/onnx/README.md; exporters/pytorch/make_fixtures.py writes them.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,11 +22,11 @@ out="$root/test/fixtures/onnx"
 # A python3 earlier on PATH (pyenv, venv) may not see Debian's dist-packages: prefer the
 # system interpreter when it has torch.
 if [[ -z "${PYTHON:-}" ]]; then
-  if /usr/bin/python3 -c 'import torch, onnx, numpy' 2>/dev/null; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+  if /usr/bin/python3 -c 'import torch, onnx, numpy, sklearn' 2>/dev/null; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
 fi
-if ! "$PYTHON" -c 'import torch, onnx, numpy' 2>/dev/null; then
-  echo "gen-onnx-fixtures: $PYTHON cannot import torch, onnx and numpy." >&2
-  echo "  apt-get update && apt-get install -y python3-torch python3-onnx python3-numpy" >&2
+if ! "$PYTHON" -c 'import torch, onnx, numpy, sklearn' 2>/dev/null; then
+  echo "gen-onnx-fixtures: $PYTHON cannot import torch, onnx, numpy and sklearn." >&2
+  echo "  apt-get update && apt-get install -y python3-torch python3-onnx python3-numpy python3-sklearn" >&2
   exit 1
 fi
 

@@ -8,6 +8,11 @@ python3-onnx (1.12) and python3-numpy. Every model is checked (step recurrence a
 convolution form) before export, and every ONNX file passes onnx.checker (full_check).
 Writes per fixture NAME: NAME.onnx, NAME.input.npy, NAME.output.npy, and fixtures.json,
 a machine-readable manifest of all of them (README.md explains it for people).
+
+The classifiers scan_cls and digits64 are trained first on scikit-learn's digits data set
+(train_digits.py; needs python3-sklearn, which bundles the data), so their class scores
+have real margins; their inputs are test-split digit sequences, and
+digits_test200.{input,labels}.npy hold 200 test sequences with their labels.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -24,6 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from imssa_export import S4DConfig, S4Model, export_scan, export_step, reference_output, save_safetensors  # noqa: E402
 from imssa_export.rejects import TanhRecurrence, export_tanh_recurrence  # noqa: E402
+from train_digits import (DATASET, DIGITS64, SCAN_CLS, SPECS, SPLIT_TEXT, as_sequences,  # noqa: E402
+                          digits_split, train_named)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -92,7 +99,7 @@ class Writer:
                 "output": f"{name}.output.npy", "output_shape": list(y.shape)}
 
     def model(self, name: str, kind: str, cfg: S4DConfig, model, x: torch.Tensor, exercises: str,
-              safetensors: str = "", **kw: Any) -> None:
+              safetensors: str = "", **kw: Any) -> Dict[str, Any]:
         path = self.path(f"{name}.onnx")
         fn = export_step if kind == "step" else export_scan
         info = fn(model, cfg, path, **kw)
@@ -102,7 +109,8 @@ class Writer:
             from imssa_export.export import conv_model
             conv = conv_model(info["state_dict"], cfg)(x)
         err = float((conv - y).abs().max())
-        assert err < 1e-5, f"{name}: reference vs convolution form {err}"
+        # relative to the output scale: trained classifiers have logits of size 10..50
+        assert err < 1e-5 * max(1.0, float(y.abs().max())), f"{name}: reference vs convolution form {err}"
         entry: Dict[str, Any] = {
             "name": name,
             "file": f"{name}.onnx",
@@ -150,6 +158,7 @@ class Writer:
         self.entries.append(entry)
         print(f"{name}: {info['form']} opset {info['opset']}, input {list(x.shape)} -> output {list(y.shape)}, "
               f"step vs conv {info['check_error']:.2g}, {os.path.getsize(path)} bytes")
+        return info
 
     def finish(self) -> None:
         with open(self.path("fixtures.json"), "w") as f:
@@ -231,14 +240,45 @@ def main(out: str) -> None:
             "state tensors (4 states); X/X_next names",
             safetensors="prenorm2", opset=17, arrangement="separate", names="next")
 
-    # (d) Scan sequence classifier: mean pooling + decoder after the Scan
-    cls = S4DConfig(d_input=2, d_model=8, n_layers=2, d_state=8, d_output=10, pool=True, disc="zoh",
-                    dt_min=0.01, dt_max=0.5)
-    w.model("scan_cls_op17", "scan", cls, make_model(cls, 4), seq(104, 3, 24, 2),
+    # The classifiers below are trained on sklearn's digits; their fixture inputs are test-split
+    # sequences. digits_test200.* are the first 200 test sequences (one pixel per step) and labels.
+    _, _, pix_test, lab_test = digits_split()
+    test200 = torch.from_numpy(lab_test[:200].copy())
+    save_npy(w.path("digits_test200.input.npy"), as_sequences(pix_test[:200], 1))
+    np.save(w.path("digits_test200.labels.npy"), lab_test[:200].astype(np.int64))
+
+    def trained(name: str, stats: Dict[str, float], d_input: int, test_out: torch.Tensor,
+                **extra: Any) -> Dict[str, Any]:
+        acc200 = float((test_out.argmax(dim=-1) == test200).double().mean())
+        print(f"{name}: trained {stats['epochs']} epochs, float test accuracy {stats['test_accuracy']:.4f} "
+              f"(train {stats['train_accuracy']:.4f}; exported graph on the 200 fixture sequences {acc200:.4f})")
+        return {
+            "dataset": DATASET + ("; d_input 2: (pixel / 16, row / 8) per step, row = t // 8" if d_input == 2 else ""),
+            "split": SPLIT_TEXT,
+            "training": f"train_digits.py: convolution form, float32, Adam, {stats['epochs']} epochs, "
+                        f"lr {SPECS[name].lr:g} (SSM parameters {SPECS[name].ssm_lr:g}), batch {SPECS[name].batch}, "
+                        f"seed {SPECS[name].seed}",
+            "test_accuracy": round(stats["test_accuracy"], 6),
+            "test_count": len(lab_test),
+            "train_accuracy": round(stats["train_accuracy"], 6),
+            "test200_accuracy": round(acc200, 6),
+            "labels": "digits_test200.labels.npy",
+            **extra,
+        }
+
+    # (d) Scan sequence classifier: mean pooling + decoder after the Scan; trained on digits with
+    # (pixel, row / 8) per step
+    cls = SCAN_CLS
+    cls_model, cls_stats = train_named("scan_cls", make_model(cls, 4))
+    x_cls = as_sequences(pix_test[:200], cls.d_input)
+    info = w.model("scan_cls_op17", "scan", cls, cls_model, x_cls,
             "Scan over axis 1 (scan_input_axes/scan_output_axes = [1]) whose body is the step graph; "
             "zero initial states from Shape/Slice/Concat/ConstantOfShape; ReduceMean over time and a "
             "Gemm decoder after the Scan; post-norm LayerNormalization inside the body",
             safetensors="scan_cls", opset=17, arrangement="halves", names="in_out")
+    w.entries[-1]["trained"] = trained("scan_cls", cls_stats, cls.d_input, reference_output(info, cls, x_cls),
+                                       inputs="the first 200 test-split sequences, in split order (labels: "
+                                              "digits_test200.labels.npy)")
 
     # (e) ternary QAT: dense weights s_j * t with t in {-1, 0, 1}
     tern = S4DConfig(d_input=3, d_model=8, n_layers=2, d_state=8, d_output=4, pool=False, disc="zoh",
@@ -263,18 +303,30 @@ def main(out: str) -> None:
             safetensors="ternary", opset=13, arrangement="flat", names="past_present", qdq="dq")
 
     # (f) digits-size model (examples/digits.s4d): step graph + safetensors, and a Scan variant
-    dig = S4DConfig(d_input=1, d_model=64, n_layers=2, d_state=64, d_output=10, pool=True, disc="zoh")
-    dig_model = make_model(dig, 6)
-    x_dig = seq(106, 2, 32, 1, uniform=True)
-    w.model("digits64_op13", "step", dig, dig_model, x_dig,
+    # trained on digits; NAME.input.npy holds the first 2 test sequences (small, for the per-step
+    # checks), digits_test200.input.npy the first 200 with digits64_test200.output.npy
+    dig = DIGITS64
+    dig_model, dig_stats = train_named("digits64", make_model(dig, 6))
+    x_dig = as_sequences(pix_test[:2], 1)
+    info = w.model("digits64_op13", "step", dig, dig_model, x_dig,
             "digits-size model (examples/digits.s4d shape: H=64, N=64, 2 post-norm layers, mean pooling, "
             "10 classes); per-step decoder output with metadata imssa.readout = mean; its state_dict is "
             "digits64.safetensors (example.py names) and digits64.s4d compiles it through the DSL",
             safetensors="digits64", opset=13, arrangement="halves", names="in_out")
+    x200 = as_sequences(pix_test[:200], 1)
+    y200 = reference_output(info, dig, x200)
+    save_npy(w.path("digits64_test200.output.npy"), y200)
+    dig_trained = trained("digits64", dig_stats, 1, y200,
+                          inputs="the first 2 test-split sequences (labels: the first 2 of digits_test200.labels.npy)",
+                          test200={"input": "digits_test200.input.npy", "input_shape": list(x200.shape),
+                                   "labels": "digits_test200.labels.npy", "labels_shape": [200],
+                                   "output": "digits64_test200.output.npy", "output_shape": list(y200.shape)})
+    w.entries[-1]["trained"] = dig_trained
     w.model("digits64_scan_op13", "scan", dig, dig_model, x_dig,
             "the digits64 weights as a Scan sequence graph at opset 13: Transpose to time-major, Scan "
             "over axis 0, ReduceMean over axis 0, Gemm decoder; [B,H,N/2,2] pairs state",
             safetensors="digits64", opset=13, arrangement="pairs", names="past_present", time_major=True)
+    w.entries[-1]["trained"] = dig_trained
 
     # (g) rejected: a nonlinearity inside the recurrence
     torch.manual_seed(7)

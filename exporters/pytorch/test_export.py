@@ -249,7 +249,8 @@ def test_committed_fixtures():
             from imssa_export.export import conv_model
             with torch.no_grad():
                 out = conv_model(sd, cfg)(torch.from_numpy(x))
-            assert float((out - torch.from_numpy(y)).abs().max()) < 1e-5, f["name"]
+            scale = max(1.0, float(np.abs(y).max()))  # trained classifiers: logits of size 10..50
+            assert float((out - torch.from_numpy(y)).abs().max()) < 1e-5 * scale, f["name"]
 
 
 def main() -> int:

@@ -68,7 +68,9 @@ def conv_model(sd: Mapping[str, torch.Tensor], cfg: S4DConfig) -> S4Model:
 
 def check_step_against_convolution(sd: Mapping[str, torch.Tensor], cfg: S4DConfig, step: StepModel,
                                    T: int = 16, batch: int = 2, seed: int = 0, tol: float = 1e-5) -> float:
-    """Max |step recurrence - convolution form| on a seeded random input; raises if > tol."""
+    """Max |step recurrence - convolution form| on a seeded random input; raises unless it is
+    < tol * max(1, max |convolution output|). The scale keeps the check at float32 rounding for
+    trained classifiers whose logits reach tens (absolute for outputs of size <= 1)."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, T, cfg.d_input, generator=gen)
     with torch.no_grad():
@@ -81,8 +83,10 @@ def check_step_against_convolution(sd: Mapping[str, torch.Tensor], cfg: S4DConfi
             ys, _ = step.run(x)
             got = ys.mean(dim=1) if cfg.pool else ys
     err = float((got - ref).abs().max())
-    if not err < tol:
-        raise AssertionError(f"step recurrence disagrees with the convolution form: max abs diff {err:.3g} >= {tol:g}")
+    scale = max(1.0, float(ref.abs().max()))
+    if not err < tol * scale:
+        raise AssertionError(f"step recurrence disagrees with the convolution form: max abs diff {err:.3g} >= "
+                             f"{tol:g} * {scale:.3g} (max(1, max |output|))")
     return err
 
 
@@ -188,7 +192,8 @@ def export_step(model_or_state_dict, config: S4DConfig, path: str, opset: int = 
     QuantizeLinear -> DequantizeLinear (what torch exports for fake quantization); "dq"
     stores the int8 levels {-1, 0, 1} as initializers read by DequantizeLinear only.
 
-    The step module is first checked against the convolution form (max abs diff < tol).
+    The step module is first checked against the convolution form (max abs diff
+    < tol * max(1, max |output|)).
     Returns a description: names, state pairs and shapes, the StepModel, the check error.
     """
     cfg = config
