@@ -66,6 +66,27 @@ describe("the README's main job", () => {
     expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
   });
 
+  test("--compare prints one row per target", () => {
+    const c = cli("compile", "examples/tiny.s4d", "--compare", "xbar64,xbar128,./examples/targets/xbar32-adc4.json");
+    expect(c.code).toBe(0);
+    expect(c.out).toMatch(/^xbar64\s+64x64\s+\d+/m);
+    expect(c.out).toMatch(/^xbar128\s+128x128\s+\d+/m);
+    expect(c.out).toMatch(/^xbar32-adc4\s+32x32\s+\d+/m);
+  });
+
+  test("an ONNX step graph compiles and runs; a bad --state pair is a usage error", () => {
+    const xbin = join(dir, "tiny-onnx.xbin");
+    expect(cli("compile", "test/fixtures/onnx/tiny_zoh_op13.onnx", "-q", "-o", xbin).code).toBe(0);
+    const r = cli("run", xbin, "--input", "test/fixtures/onnx/tiny_zoh_op13.input.npy", "--output", join(dir, "y.npy"));
+    expect(r.code).toBe(0);
+    expect(readNpy(join(dir, "y.npy")).shape).toEqual([2, 16, 1]);
+    const bad = cli("compile", "test/fixtures/onnx/tiny_zoh_op13.onnx", "--state", "s0_in", "-o", join(dir, "never.xbin"));
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/--state expects IN:OUT/);
+    noStack(bad.err);
+    expect(existsSync(join(dir, "never.xbin"))).toBe(false);
+  });
+
   test("--list-targets names the shipped targets", () => {
     const l = cli("compile", "--list-targets");
     expect(l.code).toBe(0);

@@ -9,9 +9,10 @@ import { writeProgramFile } from "../backend/container.js";
 import { fail } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { modelToJson } from "../ir/json.js";
-import { compile, COMPILER_VERSION, loadModel, readCalibration } from "../pipeline.js";
+import { compile, COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from "../pipeline.js";
 import { listTargets, loadTarget } from "../target/load.js";
 import { formatSummary, summarize } from "../summary.js";
+import { compareTargets, formatComparison } from "../compare.js";
 
 const EMITS = ["xbin", "ir", "lowered-ir", "quantized-ir", "asm"] as const;
 type Emit = (typeof EMITS)[number];
@@ -24,7 +25,9 @@ interface Options {
   report?: boolean;
   quiet?: boolean;
   listTargets?: boolean;
+  compare?: string;
   debug?: boolean;
+  state?: string[];
 }
 
 function defaultOutput(model: string, emit: Emit): string {
@@ -36,7 +39,7 @@ async function main(argv: string[]): Promise<void> {
   const cmd = new Command("imssa-compile")
     .description("Compile an S4D model (.s4d model DSL or imssa IR .json) for a crossbar target.")
     .version(COMPILER_VERSION, "-V, --version")
-    .argument("[model]", "model file: .s4d (model DSL) or .json (imssa IR, e.g. from --emit ir)")
+    .argument("[model]", "model file: .s4d (model DSL), .onnx (PyTorch export, see docs/ONNX.md) or .json (imssa IR, e.g. from --emit ir)")
     .option("-t, --target <name|file>", "shipped target name (see --list-targets) or path to a target .json", "xbar64")
     .option("-o, --output <file>", "output file (default: <model>.xbin in the current directory; text emits go to stdout)")
     .addOption(new Option("--emit <kind>", "what to produce").choices(EMITS as unknown as string[]))
@@ -44,6 +47,8 @@ async function main(argv: string[]): Promise<void> {
     .option("--report", "print the compile summary to stdout (it always goes to stderr unless --quiet)")
     .option("-q, --quiet", "no compile summary on stderr")
     .option("--list-targets", "list the shipped targets and exit")
+    .option("--compare <targets>", "compile for several targets (comma-separated names or files) and print crossbars, utilization, cycles and energy per step side by side")
+    .option("--state <IN:OUT>", "ONNX step graphs: pair a state input with its output (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--debug", "show stack traces for internal errors")
     .showHelpAfterError();
   cmd.parse(argv);
@@ -56,7 +61,13 @@ async function main(argv: string[]): Promise<void> {
   }
   if (modelFile === undefined) fail("usage", "missing model file (try --help)");
 
-  const model = loadModel(modelFile);
+  const model = loadModel(modelFile, { state: parseStatePairs(opts.state ?? []) });
+  if (opts.compare !== undefined) {
+    const targets = opts.compare.split(",").filter((t) => t !== "").map((t) => loadTarget(t));
+    if (targets.length === 0) fail("usage", "--compare needs at least one target name or file");
+    process.stdout.write(formatComparison(compareTargets(model, targets)));
+    return;
+  }
   const emit: Emit = opts.emit ?? "xbin";
   if (emit === "ir") {
     writeText(modelToJson(model), opts.output);
