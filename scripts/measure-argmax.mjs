@@ -4,7 +4,7 @@
 // Calibration uses the first 32 sequences.
 import "../dist/common/polyfill.js";
 import { loadModel, compile, sequencesFromBatch } from "../dist/pipeline.js";
-import { readFloatNpy, readNpy } from "../dist/common/npy.js";
+import { readFloatNpy } from "../dist/common/npy.js";
 import { runProgram } from "../dist/interp/run.js";
 import { loadTarget } from "../dist/target/load.js";
 import { evaluateSequence } from "../dist/reference/evaluate.js";
