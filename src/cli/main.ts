@@ -2,6 +2,8 @@
 // anything else is our bug: exit 2 with a request to report it (stack only with --debug).
 
 import "../common/polyfill.js";
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { formatDiagnostic, isUserError } from "../common/errors.js";
 
 export const EXIT_OK = 0;
@@ -27,5 +29,19 @@ export async function runMain(tool: string, body: (argv: string[]) => Promise<vo
     await body(process.argv);
   } catch (e) {
     process.exitCode = reportError(tool, e, debug);
+  }
+}
+
+/**
+ * True when the module at `moduleUrl` is the process's entry point (the bin link may be a
+ * symlink), so a CLI module imported by tests does not run itself.
+ */
+export function isEntryPoint(moduleUrl: string): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === fileURLToPath(moduleUrl);
+  } catch {
+    return false;
   }
 }

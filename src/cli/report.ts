@@ -3,11 +3,9 @@
 // crossbar occupancy, the schedule of one step, energy, and with inputs output errors and
 // ADC saturations. docs/REPORT.md explains every part.
 
-import { runMain } from "./main.js";
+import { isEntryPoint, runMain } from "./main.js";
 import { Command } from "commander";
-import { realpathSync } from "node:fs";
 import { basename, extname } from "node:path";
-import { fileURLToPath } from "node:url";
 import { readProgramFile } from "../backend/container.js";
 import { fail } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
@@ -80,14 +78,5 @@ export async function main(argv: string[]): Promise<void> {
   process.stderr.write(`wrote ${out}\n`);
 }
 
-// Run only as the entry point (the bin link may be a symlink), not when imported by tests.
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-if (isEntryPoint()) await runMain("imssa-report", main);
+// Run only as the entry point, not when imported by tests.
+if (isEntryPoint(import.meta.url)) await runMain("imssa-report", main);

@@ -1,10 +1,8 @@
 #!/usr/bin/env node
 // imssa-run: execute a compiled program (.xbin) on the cycle-accurate interpreter.
 
-import { runMain } from "./main.js";
+import { isEntryPoint, runMain } from "./main.js";
 import { Command } from "commander";
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { readProgramFile } from "../backend/container.js";
 import { fail } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
@@ -131,14 +129,5 @@ export async function main(argv: string[]): Promise<void> {
   if (opts.report) process.stdout.write(formatReport(result.report));
 }
 
-// Run only as the entry point (the bin link may be a symlink), not when imported by tests.
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-if (isEntryPoint()) await runMain("imssa-run", main);
+// Run only as the entry point, not when imported by tests.
+if (isEntryPoint(import.meta.url)) await runMain("imssa-run", main);

@@ -1,12 +1,10 @@
 #!/usr/bin/env node
 // imssa-sweep: Monte-Carlo robustness sweep of one device-noise parameter (docs/NOISE.md).
 
-import { runMain } from "./main.js";
+import { isEntryPoint, runMain } from "./main.js";
 import { Command } from "commander";
 import { availableParallelism } from "node:os";
 import { extname } from "node:path";
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { readProgramFile } from "../backend/container.js";
 import type { Program } from "../backend/program.js";
 import { fail } from "../common/errors.js";
@@ -142,14 +140,5 @@ export async function main(argv: string[]): Promise<void> {
   if (opts.output !== undefined && !opts.quiet) process.stderr.write(tableText(table));
 }
 
-// Run only as the entry point (the bin link may be a symlink), not when imported by tests.
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  if (entry === undefined) return false;
-  try {
-    return realpathSync(entry) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-}
-if (isEntryPoint()) await runMain("imssa-sweep", main);
+// Run only as the entry point, not when imported by tests.
+if (isEntryPoint(import.meta.url)) await runMain("imssa-sweep", main);
