@@ -7,7 +7,7 @@ import { quantize } from "../src/passes/quantize.js";
 import { quantizeMatrix } from "../src/passes/quant-weights.js";
 import { evaluateSequence } from "../src/reference/evaluate.js";
 import { loadTarget } from "../src/target/load.js";
-import { makeRng, randomModel, randomS4DOp, randomTensor, singleS4DModel, type Rng } from "./helpers/random-models.js";
+import { digitsSizeModel, makeRng, randomModel, singleS4DModel } from "./helpers/random-models.js";
 
 const xbar = loadTarget("xbar64");
 const L = 15; // xbar64: 16-level devices on differential pairs
@@ -302,47 +302,6 @@ describe("S4D stability under weight quantization", () => {
 
 // ---- long sequences --------------------------------------------------------------------
 
-function linear(rng: Rng, layer: string, x: string, nIn: number, nOut: number): Op {
-  return { op: "linear", out: `${layer}.out`, layer, x, weight: randomTensor(rng, [nOut, nIn], 1 / sqrt(nIn)), bias: randomTensor(rng, [nOut], 0.1) };
-}
-
-/** The digits-size network of test/passes-tile.test.ts: 1 -> 64 -> 2 x [s4d H=64 M=32 zoh, gelu, 64->128, glu, residual, layernorm] -> meanpool -> 10. */
-function digitsModel(seed: number, H = 64, M = 32, layers = 2): Model {
-  const rng = makeRng(seed);
-  const step: Op[] = [linear(rng, "encoder", "input", 1, H)];
-  const state: Model["state"] = [];
-  let h = "encoder.out";
-  for (let i = 0; i < layers; i++) {
-    const p = `layers.${i}`;
-    const s4d = randomS4DOp(rng, { channels: H, modes: M, discretization: "zoh", init: "lin", x: h, layer: `${p}.s4d`, out: `${p}.s4d.out` });
-    state.push({ name: s4d.state, size: 2 * H * M });
-    step.push(s4d);
-    step.push({ op: "gelu", out: `${p}.gelu.out`, layer: `${p}.gelu`, x: s4d.out });
-    step.push(linear(rng, `${p}.proj`, `${p}.gelu.out`, H, 2 * H));
-    step.push({ op: "glu", out: `${p}.glu.out`, layer: `${p}.glu`, x: `${p}.proj.out` });
-    step.push({ op: "add", out: `${p}.res.out`, layer: `${p}.res`, a: `${p}.glu.out`, b: h });
-    const n = `${p}.norm`;
-    step.push({
-      op: "layernorm",
-      out: `${n}.out`,
-      layer: n,
-      x: `${p}.res.out`,
-      gamma: { shape: [H], data: Array.from({ length: H }, () => 1 + 0.1 * rng.normal()) },
-      beta: randomTensor(rng, [H], 0.1),
-      eps: 1e-5,
-    });
-    h = `${n}.out`;
-  }
-  return {
-    irVersion: 1,
-    name: "digits",
-    level: "model",
-    inputs: [{ name: "input", size: 1 }],
-    outputs: [{ name: "logits", value: "decoder.out", section: "final" }],
-    state,
-    sections: { step, final: [{ op: "meanpool", out: "pool.out", layer: "pool", x: h }, linear(rng, "decoder", "pool.out", H, 10)] },
-  };
-}
 
 interface StateBounds {
   /** Per S4D matmul, per mode: the bound on |x_t| (state 2-norm) for t < T. */
@@ -440,7 +399,7 @@ describe("long sequences (sequential digits: 784 steps)", () => {
   });
 
   test("the quantized digits-size model keeps its S4D state bounded", () => {
-    const model = digitsModel(1);
+    const model = digitsSizeModel(1);
     const lowered = lower(model);
     const quantized = quantize(lowered, xbar, null);
     expect(s4dMatmuls(quantized)).toHaveLength(2);

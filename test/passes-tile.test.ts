@@ -2,7 +2,7 @@ import { describe, expect, test } from "@jest/globals";
 import { existsSync } from "node:fs";
 import { UserError } from "../src/common/errors.js";
 import type { CrossbarPlan } from "../src/ir/plan.js";
-import type { BlockMatrix, MatMulOp, Model, Op } from "../src/ir/types.js";
+import type { BlockMatrix, MatMulOp, Model } from "../src/ir/types.js";
 import { checkModel } from "../src/ir/validate.js";
 import { runPasses } from "../src/passes/index.js";
 import { lower } from "../src/passes/lower.js";
@@ -11,7 +11,7 @@ import { splitMatrix } from "../src/passes/split.js";
 import { matrixLowerBound, tile } from "../src/passes/tile.js";
 import { loadTarget } from "../src/target/load.js";
 import type { Target } from "../src/target/types.js";
-import { makeRng, randomModel, randomS4DOp, randomTensor, singleS4DModel, type Rng } from "./helpers/random-models.js";
+import { digitsSizeModel, makeRng, randomModel, randomS4DOp, singleS4DModel, type Rng } from "./helpers/random-models.js";
 
 const xbar = loadTarget("xbar64");
 const ideal = loadTarget("ideal");
@@ -110,50 +110,6 @@ function checkPlan(model: Model, plan: CrossbarPlan, target: Target): void {
 
 // ---- models ---------------------------------------------------------------------------
 
-function linear(rng: Rng, layer: string, x: string, nIn: number, nOut: number): Op {
-  return { op: "linear", out: `${layer}.out`, layer, x, weight: randomTensor(rng, [nOut, nIn], 1 / Math.sqrt(nIn)), bias: randomTensor(rng, [nOut], 0.1) };
-}
-
-/**
- * The digits-size network: input 1 -> encoder 64 -> 2 x [s4d H=64 M=32 zoh, gelu,
- * linear 64->128, glu, residual, layernorm] -> meanpool -> decoder 64->10.
- */
-function digitsModel(seed: number, H = 64, M = 32, layers = 2): Model {
-  const rng = makeRng(seed);
-  const step: Op[] = [linear(rng, "encoder", "input", 1, H)];
-  const state: Model["state"] = [];
-  let h = "encoder.out";
-  for (let i = 0; i < layers; i++) {
-    const p = `layers.${i}`;
-    const s4d = randomS4DOp(rng, { channels: H, modes: M, discretization: "zoh", init: "lin", x: h, layer: `${p}.s4d`, out: `${p}.s4d.out` });
-    state.push({ name: s4d.state, size: 2 * H * M });
-    step.push(s4d);
-    step.push({ op: "gelu", out: `${p}.gelu.out`, layer: `${p}.gelu`, x: s4d.out });
-    step.push(linear(rng, `${p}.proj`, `${p}.gelu.out`, H, 2 * H));
-    step.push({ op: "glu", out: `${p}.glu.out`, layer: `${p}.glu`, x: `${p}.proj.out` });
-    step.push({ op: "add", out: `${p}.res.out`, layer: `${p}.res`, a: `${p}.glu.out`, b: h });
-    const n = `${p}.norm`;
-    step.push({
-      op: "layernorm",
-      out: `${n}.out`,
-      layer: n,
-      x: `${p}.res.out`,
-      gamma: { shape: [H], data: Array.from({ length: H }, () => 1 + 0.1 * rng.normal()) },
-      beta: randomTensor(rng, [H], 0.1),
-      eps: 1e-5,
-    });
-    h = `${n}.out`;
-  }
-  return {
-    irVersion: 1,
-    name: "digits",
-    level: "model",
-    inputs: [{ name: "input", size: 1 }],
-    outputs: [{ name: "logits", value: "decoder.out", section: "final" }],
-    state,
-    sections: { step, final: [{ op: "meanpool", out: "pool.out", layer: "pool", x: h }, linear(rng, "decoder", "pool.out", H, 10)] },
-  };
-}
 
 /** A lowered model with one matmul holding the given matrix. */
 function matrixModel(weight: BlockMatrix, name = "m"): Model {
@@ -201,7 +157,7 @@ function randomBlockMatrix(rng: Rng): BlockMatrix {
 
 describe("tile", () => {
   test("digits-size model packs within 1.05x of the lower bound (float and quantized weights)", () => {
-    const model = digitsModel(1);
+    const model = digitsSizeModel(1);
     const { lowered, quantized, plan } = runPasses(model, xbar, null);
     checkModel(quantized, "digits quantized");
     checkPlan(quantized, plan, xbar);
@@ -226,7 +182,7 @@ describe("tile", () => {
   });
 
   test("S4D remainders share crossbars: per channel one full piece plus tiny leftovers", () => {
-    const lowered = lower(digitsModel(2, 64, 32, 1));
+    const lowered = lower(digitsSizeModel(2, 64, 32, 1));
     const mm = lowered.sections.step.find((o): o is MatMulOp => o.op === "matmul" && o.origin === "s4d")!;
     const { pieces } = splitMatrix(mm.weight, 64, 64);
     const full = pieces.filter((p) => p.inRows.length === 64 && p.outCols.length === 64);
@@ -287,13 +243,13 @@ describe("tile", () => {
   });
 
   test("S4D with 64 modes (129x129 per channel) still satisfies the invariants", () => {
-    const lowered = lower(digitsModel(3, 8, 64, 1));
+    const lowered = lower(digitsSizeModel(3, 8, 64, 1));
     const plan = tile(lowered, xbar);
     checkPlan(lowered, plan, xbar);
   });
 
   test("a model larger than the chip is a resource error naming the biggest layers", () => {
-    const model = digitsModel(4, 128, 32, 2);
+    const model = digitsSizeModel(4, 128, 32, 2);
     const lowered = lower(model);
     let err: unknown;
     try {

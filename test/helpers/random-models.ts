@@ -231,3 +231,48 @@ export function randomInputs(rng: Rng, model: Model, T: number, scale = 1): Reco
   }
   return out;
 }
+
+function randomLinear(rng: Rng, layer: string, x: string, nIn: number, nOut: number): Op {
+  return { op: "linear", out: `${layer}.out`, layer, x, weight: randomTensor(rng, [nOut, nIn], 1 / Math.sqrt(nIn)), bias: randomTensor(rng, [nOut], 0.1) };
+}
+
+/**
+ * The digits-size network (random parameters): input 1 -> encoder 64 -> 2 x [s4d H=64 M=32 zoh, gelu,
+ * linear 64->128, glu, residual, layernorm] -> meanpool -> decoder 64->10.
+ */
+export function digitsSizeModel(seed: number, H = 64, M = 32, layers = 2): Model {
+  const rng = makeRng(seed);
+  const step: Op[] = [randomLinear(rng, "encoder", "input", 1, H)];
+  const state: Model["state"] = [];
+  let h = "encoder.out";
+  for (let i = 0; i < layers; i++) {
+    const p = `layers.${i}`;
+    const s4d = randomS4DOp(rng, { channels: H, modes: M, discretization: "zoh", init: "lin", x: h, layer: `${p}.s4d`, out: `${p}.s4d.out` });
+    state.push({ name: s4d.state, size: 2 * H * M });
+    step.push(s4d);
+    step.push({ op: "gelu", out: `${p}.gelu.out`, layer: `${p}.gelu`, x: s4d.out });
+    step.push(randomLinear(rng, `${p}.proj`, `${p}.gelu.out`, H, 2 * H));
+    step.push({ op: "glu", out: `${p}.glu.out`, layer: `${p}.glu`, x: `${p}.proj.out` });
+    step.push({ op: "add", out: `${p}.res.out`, layer: `${p}.res`, a: `${p}.glu.out`, b: h });
+    const n = `${p}.norm`;
+    step.push({
+      op: "layernorm",
+      out: `${n}.out`,
+      layer: n,
+      x: `${p}.res.out`,
+      gamma: { shape: [H], data: Array.from({ length: H }, () => 1 + 0.1 * rng.normal()) },
+      beta: randomTensor(rng, [H], 0.1),
+      eps: 1e-5,
+    });
+    h = `${n}.out`;
+  }
+  return {
+    irVersion: 1,
+    name: "digits",
+    level: "model",
+    inputs: [{ name: "input", size: 1 }],
+    outputs: [{ name: "logits", value: "decoder.out", section: "final" }],
+    state,
+    sections: { step, final: [{ op: "meanpool", out: "pool.out", layer: "pool", x: h }, randomLinear(rng, "decoder", "pool.out", H, 10)] },
+  };
+}
