@@ -10,11 +10,12 @@ import { fail } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { modelToJson } from "../ir/json.js";
 import { compile, COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from "../pipeline.js";
+import { emitQatConfig } from "../qat/index.js";
 import { listTargets, loadTarget } from "../target/load.js";
 import { formatSummary, summarize } from "../summary.js";
 import { compareTargets, formatComparison } from "../compare.js";
 
-const EMITS = ["xbin", "ir", "lowered-ir", "quantized-ir", "asm"] as const;
+const EMITS = ["xbin", "ir", "lowered-ir", "quantized-ir", "asm", "qat-config"] as const;
 type Emit = (typeof EMITS)[number];
 
 interface Options {
@@ -32,7 +33,7 @@ interface Options {
 
 function defaultOutput(model: string, emit: Emit): string {
   const stem = basename(model, extname(model));
-  return emit === "xbin" ? `${stem}.xbin` : emit === "asm" ? `${stem}.asm` : `${stem}.${emit}.json`;
+  return emit === "xbin" ? `${stem}.xbin` : emit === "asm" ? `${stem}.asm` : emit === "qat-config" ? `${stem}.qat.json` : `${stem}.${emit}.json`;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -42,7 +43,7 @@ async function main(argv: string[]): Promise<void> {
     .argument("[model]", "model file: .s4d (model DSL), .onnx (PyTorch export, see docs/ONNX.md) or .json (imssa IR, e.g. from --emit ir)")
     .option("-t, --target <name|file>", "shipped target name (see --list-targets) or path to a target .json", "xbar64")
     .option("-o, --output <file>", "output file (default: <model>.xbin in the current directory; text emits go to stdout)")
-    .addOption(new Option("--emit <kind>", "what to produce").choices(EMITS as unknown as string[]))
+    .addOption(new Option("--emit <kind>", "what to produce (qat-config: the target's exact numerics for quantization-aware training, docs/QAT.md)").choices(EMITS as unknown as string[]))
     .option("--calibrate <inputs.npy>", "calibrate DAC/ADC ranges on these inputs [B, T, d_in] (default: a seeded N(0,1) input distribution, see docs)")
     .option("--report", "print the compile summary to stdout (it always goes to stderr unless --quiet)")
     .option("-q, --quiet", "no compile summary on stderr")
@@ -88,6 +89,8 @@ async function main(argv: string[]): Promise<void> {
       return writeText(modelToJson(result.quantized), opts.output);
     case "asm":
       return writeText(formatAsm(result.program), opts.output);
+    case "qat-config":
+      return writeText(emitQatConfig(result, target, { source: modelFile, calibrationFile: opts.calibrate ?? null, compilerVersion: COMPILER_VERSION }), opts.output);
     case "xbin": {
       const out = opts.output ?? defaultOutput(modelFile, "xbin");
       writeProgramFile(out, result.program);
