@@ -8,6 +8,7 @@ import { runProgram } from "./interp/run.js";
 import type { Model } from "./ir/types.js";
 import { compile } from "./pipeline.js";
 import { summarize } from "./summary.js";
+import type { TargetWithPlugin } from "./target/plugin.js";
 import type { Target } from "./target/types.js";
 
 /** A batch for the comparison run, laid out [B, T, d_in] like imssa-run's input. */
@@ -60,9 +61,11 @@ function zeroInput(model: Model): ComparisonInput {
  * of 16 steps). A target the model does not fit yields a row with the resource error; any
  * other error (bad model, bad input) is the caller's problem and propagates.
  */
-export function compareTargets(model: Model, targets: Target[], input?: ComparisonInput): ComparisonRow[] {
+export function compareTargets(model: Model, targets: Array<Target | TargetWithPlugin>, input?: ComparisonInput): ComparisonRow[] {
   const batch = input ?? zeroInput(model);
-  return targets.map((target) => {
+  return targets.map((entry) => {
+    // Plugin targets come with their loaded plugin (src/target/plugin.ts loadTargetWithPlugin).
+    const { target, plugin } = "target" in entry ? entry : { target: entry, plugin: null };
     const base: RowBase = {
       target: target.name,
       crossbar: { rows: target.crossbar.rows, cols: target.crossbar.cols },
@@ -70,13 +73,13 @@ export function compareTargets(model: Model, targets: Target[], input?: Comparis
     };
     let compiled;
     try {
-      compiled = compile(model, target);
+      compiled = compile(model, target, { plugin });
     } catch (e) {
       if (e instanceof UserError && e.kind === "resource") return { ...base, fits: false, error: e.diagnostics.map((d) => d.message).join("; ") };
       throw e;
     }
     const s = summarize(compiled, target);
-    const run = runProgram(compiled.program, batch.data, batch.shape, { inputFile: batch.file, file: `<${model.name} on ${target.name}>` });
+    const run = runProgram(compiled.program, batch.data, batch.shape, { inputFile: batch.file, file: `<${model.name} on ${target.name}>`, plugin });
     const steady = run.report.sections.stepSteady ?? run.report.sections.stepFirst;
     return {
       ...base,

@@ -4,6 +4,8 @@
 import { extname } from "node:path";
 import type { Program } from "./backend/program.js";
 import { emitProgram } from "./backend/emit.js";
+import { tileForLocality } from "./backend/regroup.js";
+import { tile } from "./passes/tile.js";
 import { fail } from "./common/errors.js";
 import { readFloatNpy } from "./common/npy.js";
 import { compileDslFile } from "./frontend/dsl/index.js";
@@ -14,7 +16,9 @@ import type { Model } from "./ir/types.js";
 import { checkModel } from "./ir/validate.js";
 import { lower } from "./passes/lower.js";
 import { quantize } from "./passes/quantize.js";
-import { tile } from "./passes/tile.js";
+import { scaleStates } from "./passes/scale-states.js";
+import { pluginIdentity, type LoadedPlugin } from "./target/plugin.js";
+import { splitS4DForPlugin, unquantizeTaken, withoutTaken } from "./target/plugin-split.js";
 import type { Target } from "./target/types.js";
 
 export const COMPILER_VERSION = "0.1.0";
@@ -81,17 +85,39 @@ export interface CompileOptions {
   calibration?: Record<string, Float64Array[]>[] | null;
   /** Name for diagnostics of in-memory IR between passes. */
   sourceName?: string;
+  /** Pack S4D channel groups per tile so state and partial sums stay local (docs/SCHEDULE.md); default on. */
+  groupChannels?: boolean;
+  /** Per-mode S4D state scaling before quantization (default on; src/passes/scale-states.ts). */
+  stateScaling?: boolean;
+  /** The target's plugin (src/target/plugin.ts loadTargetWithPlugin); required when the target names one. */
+  plugin?: LoadedPlugin | null;
 }
 
 export function compile(model: Model, target: Target, opts: CompileOptions = {}): CompileResult {
   const where = opts.sourceName ?? model.name;
   if (model.level === "quantized") return fail("usage", "the IR is already quantized; compile its model-level or lowered IR instead", { file: where });
   // Front ends that lift graphs to matrices themselves (ONNX) hand over lowered IR already.
-  const lowered = model.level === "model" ? lower(model) : model;
-  checkModel(lowered, `${where} (after lowering)`);
-  const quantized = quantize(lowered, target, opts.calibration ?? null);
-  checkModel(quantized, `${where} (after quantization)`);
-  const plan = tile(quantized, target);
-  const program = emitProgram(quantized, plan, target, { compilerVersion: COMPILER_VERSION });
+  const unscaled = model.level === "model" ? lower(model) : model;
+  checkModel(unscaled, `${where} (after lowering)`);
+  // `lowered` is what quantization starts from (QAT configs re-quantize it), so it carries the state scaling.
+  const scaled = opts.stateScaling === false ? unscaled : scaleStates(unscaled, target, { calibration: opts.calibration ?? null });
+  checkModel(scaled, `${where} (after state scaling)`);
+  const plugin = opts.plugin ?? null;
+  if (target.plugin !== undefined && plugin === null) return fail("unsupported", `target "${target.name}" has a plugin (${target.plugin}), which this command does not load (imssa-compile, imssa-run and imssa-verify do; API: loadTargetWithPlugin)`, { file: target.source.file });
+  // A plugin's lowerS4dState takes the S4D state updates off the crossbars (src/target/plugin-split.ts).
+  const split = plugin?.plugin.lowerS4dState ? splitS4DForPlugin(scaled) : null;
+  const lowered = split?.model ?? scaled;
+  if (split) checkModel(lowered, `${where} (after splitting S4D layers for target plugin ${plugin!.plugin.name})`);
+  const quantizedAll = quantize(lowered, target, opts.calibration ?? null);
+  checkModel(quantizedAll, `${where} (after quantization)`);
+  // The plugin's matmuls are not on crossbars: float weights, no quant record, no crossbar pieces.
+  const quantized = split ? unquantizeTaken(quantizedAll, lowered, split.taken) : quantizedAll;
+  const onCrossbars = split ? withoutTaken(quantized, split.taken) : quantized;
+  // Channel groups packed per tile (src/backend/regroup.ts, docs/SCHEDULE.md) unless turned off.
+  const plan = opts.groupChannels === false ? tile(onCrossbars, target) : tileForLocality(onCrossbars, target);
+  const program = emitProgram(quantized, plan, target, {
+    compilerVersion: COMPILER_VERSION,
+    ...(plugin ? { plugin: { loaded: plugin, target, taken: split?.taken ?? new Map(), identity: pluginIdentity(plugin) } } : {}),
+  });
   return { model, lowered, quantized, plan, program };
 }

@@ -3,11 +3,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as flatbuffers from "flatbuffers";
-import { crc32 } from "../src/backend/checksum.js";
-import { decodeProgram, encodeProgram, readProgramFile, TRAILER_BYTES, writeProgramFile } from "../src/backend/container.js";
+import { crc32, crc32Bytewise, crc32Slice8 } from "../src/backend/checksum.js";
+import { decodeProgram, encodeProgram, readProgramFile, TRAILER_BYTES, typedVector, writeProgramFile } from "../src/backend/container.js";
 import * as fb from "../src/backend/generated/program_generated.js";
 import type { Instr } from "../src/backend/isa.js";
-import { FORMAT_VERSION, type Program } from "../src/backend/program.js";
+import { BASE_FORMAT_VERSION, FORMAT_VERSION, type Program } from "../src/backend/program.js";
 import { UserError } from "../src/common/errors.js";
 
 /** A small program touching every part of the format: all opcodes, both weight kinds, 2 tiles. */
@@ -33,7 +33,8 @@ function sampleProgram(): Program {
   ];
   const empty = { code: [], symbols: [] };
   return {
-    formatVersion: FORMAT_VERSION,
+    // Programs without a target plugin are format 1, like the committed fixture.
+    formatVersion: BASE_FORMAT_VERSION,
     compilerVersion: "0.1.0-test",
     modelName: "sample ünïcode",
     target: { name: "toy", sha256: "ab".repeat(32), json: '{"name":"toy"}' },
@@ -191,6 +192,41 @@ describe("CRC-32", () => {
   test("matches the standard check value", () => {
     expect(crc32(new TextEncoder().encode("123456789"))).toBe(0xcbf43926);
     expect(crc32(new Uint8Array(0))).toBe(0);
+  });
+
+  test("native, slice-by-8 and byte-at-a-time CRCs agree on every length and alignment", () => {
+    const data = new Uint8Array(1 << 12);
+    let s = 12345;
+    for (let i = 0; i < data.length; i++) data[i] = (s = (s * 1103515245 + 12345) >>> 0) >>> 24;
+    for (const [start, len] of [[0, 0], [0, 1], [1, 7], [3, 8], [5, 9], [0, 64], [7, 1000], [0, data.length]] as const) {
+      const v = data.subarray(start, start + len);
+      const want = crc32Bytewise(v);
+      expect(crc32Slice8(v)).toBe(want);
+      expect(crc32(v)).toBe(want);
+    }
+  });
+});
+
+describe("scalar vectors written as one byte copy", () => {
+  /** The same vectors once through the generated per-element code, once through typedVector. */
+  const build = (fast: boolean): Uint8Array => {
+    const b = new flatbuffers.Builder(16); // small: the copies must survive builder growth
+    const levels = Int16Array.from({ length: 1001 }, (_, i) => ((i * 7919) % 65536) - 32768);
+    const values = Float32Array.from({ length: 333 }, (_, i) => Math.sin(i) * 1e3);
+    const words = Uint32Array.from({ length: 77 }, (_, i) => (i * 2654435761) >>> 0);
+    const syms = Int32Array.from({ length: 5 }, (_, i) => -i);
+    b.createString("x"); // an odd start, so alignment padding is exercised
+    const offs = fast
+      ? [typedVector(b, levels, fb.Crossbar.createLevelsVector), typedVector(b, values.subarray(1), fb.Crossbar.createValuesVector), typedVector(b, words, fb.Section.createCodeVector), typedVector(b, syms, fb.Section.createSymbolsVector)]
+      : [fb.Crossbar.createLevelsVector(b, levels), fb.Crossbar.createValuesVector(b, values.subarray(1)), fb.Section.createCodeVector(b, words), fb.Section.createSymbolsVector(b, syms)];
+    b.startVector(4, offs.length, 4);
+    for (const o of offs) b.addOffset(o);
+    b.finish(b.endVector());
+    return b.asUint8Array();
+  };
+
+  test("give the generated code's bytes", () => {
+    expect(Buffer.from(build(true)).equals(Buffer.from(build(false)))).toBe(true);
   });
 });
 

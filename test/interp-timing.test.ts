@@ -264,8 +264,13 @@ describe("tiles, messages and sections", () => {
     expect(names(2)).toEqual(["sections"]);
     const spans = ev.filter((e) => e.cat === "section").map((e) => e.name);
     expect(spans).toEqual(["init", "step 0", "final"]);
-    // the final span starts after all three steps: 11 + 3 * 59 cycles
-    expect(ev.find((e) => e.name === "final" && e.cat === "section")!.ts).toBe((11 + 3 * 59) / 1000);
+    // the final span starts after all three steps, which overlap (docs/TIMING.md): step 0 ends
+    // at 70 (below). Step 1: tile 0 issues the cycle after the send started (48); its load
+    // waits for the mvm reading words 0..8 to end (47) and for the host's input write (after
+    // step 0's load, 25): [48,62); mvm [62,84); send [84,88) arrives 93; tile 1's recv
+    // completes at 93, store [93,107). Step 2 is step 1 shifted by 37: ends at 144.
+    expect(ev.find((e) => e.name === "final" && e.cat === "section")!.ts).toBe((11 + 59 + 2 * 37) / 1000);
+    expect(r.report.sections.stepSteady!.cycles).toBe(37);
     // init 11 cycles; step 0: load [11,25), mvm on crossbar 1 [25,47), send [47,51) arrives 56,
     // recv on tile 1 [11,56), store [56,70)
     const mvmEv = ev.find((e) => e.ph === "X" && e.name.startsWith("mvm"))!;

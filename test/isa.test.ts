@@ -21,6 +21,8 @@ const samples: Instr[] = [
   { op: "store", global: 12, src: 5, len: 6 },
   { op: "send", peer: 3, src: 4, len: 5, tag: 6 },
   { op: "recv", peer: 3, dst: 4, len: 5, tag: 6 },
+  // A target plugin's instruction: id in the flags byte, all fields raw (docs/ISA.md).
+  { op: "ext", ext: 255, len: 65535, dst: 1, a: 2, b: 3, c: 4, word: 0xffffffff },
 ];
 
 describe("ISA encoding", () => {
@@ -43,5 +45,7 @@ describe("ISA encoding", () => {
   test("out-of-range fields are reported before encoding", () => {
     expect(fieldRangeError({ op: "vadd", dst: 70000, a: 0, b: 0, len: 1 })).toMatch(/dst=70000/);
     expect(fieldRangeError({ op: "load", dst: 0, global: -1, len: 1 })).toMatch(/global/);
+    expect(fieldRangeError({ op: "ext", ext: 256, len: 1, dst: 0, a: 0, b: 0, c: 0, word: 0 })).toMatch(/instruction id 256 does not fit 8 bits/);
+    expect(fieldRangeError({ op: "ext", ext: 1, len: 1, dst: 0, a: 0, b: 0, c: 0, word: 2 ** 32 })).toMatch(/field word=4294967296 does not fit 32 bits/);
   });
 });

@@ -246,6 +246,11 @@ def main(out: str) -> None:
     test200 = torch.from_numpy(lab_test[:200].copy())
     save_npy(w.path("digits_test200.input.npy"), as_sequences(pix_test[:200], 1))
     np.save(w.path("digits_test200.labels.npy"), lab_test[:200].astype(np.int64))
+    # Calibration data from the training split (the first 64 train sequences), so measurements
+    # on the test sequences do not calibrate on what they measure (scripts/measure-argmax.mjs).
+    pix_train = digits_split()[0]
+    save_npy(w.path("digits_train64.input.npy"), as_sequences(pix_train[:64], 1))
+    save_npy(w.path("digits_train64_rows.input.npy"), as_sequences(pix_train[:64], 2))
 
     def trained(name: str, stats: Dict[str, float], d_input: int, test_out: torch.Tensor,
                 **extra: Any) -> Dict[str, Any]:

@@ -7,9 +7,10 @@ their structural entries (COO, the entries the compiler's block matrices hold):
 - S4D (src/passes/lower-s4d.ts, layout imssa.s4d-fused.v1), H channels, M modes,
   mode k = h*M + m, S = 2HM:
       W[2k][2k] = Re dA   W[2k][2k+1] = Im dA   W[2k+1][2k] = -Im dA   W[2k+1][2k+1] = Re dA
-      W[S+h][2k] = Re dB  W[S+h][2k+1] = Im dB
-      W[2k][S+h] = 2p     W[2k+1][S+h] = -2q        (p + iq = C dA)
+      W[S+h][2k] = Re dB c_k  W[S+h][2k+1] = Im dB c_k
+      W[2k][S+h] = 2p / c_k   W[2k+1][S+h] = -2q / c_k        (p + iq = C dA)
       W[S+h][S+h] = 2 sum_m Re(C dB) + D_h
+  with c_k the configuration's stateScale (src/passes/scale-states.ts, powers of two),
   with the discretization of src/common/s4d-math.ts written with the same float64 operations
   (exp/cos/sin/expm1, Smith's complex division), so the values agree with the compiler's to
   the last bit up to differences between the math libraries' exp/sin/cos.
@@ -99,6 +100,9 @@ class S4DSpec(MatrixSpec):
         cols = torch.cat([a_cols, b_cols, c_cols, S + d])
         super().__init__(S + H, S + H, rows, cols)
         self.n_modes = H * M
+        # per-mode state scale of src/passes/scale-states.ts (powers of two; absent: unscaled)
+        scale = info.get("stateScale")
+        self.state_scale = torch.tensor(scale if scale is not None else [1.0] * (H * M), dtype=F64).reshape(H, M)
 
     def discretize(self, params: Mapping[str, torch.Tensor]):
         """(ar, ai, br, bi) [H, M] float64, as src/common/s4d-math.ts computes them."""
@@ -145,10 +149,12 @@ class S4DSpec(MatrixSpec):
         cr, ci = C[..., 0], C[..., 1]
         D = params[self.names["D"]].to(F64).reshape(H)
         a = torch.stack([ar, ai, -ai, ar], -1).reshape(-1)
-        b = torch.stack([br, bi], -1).reshape(-1)
+        # state scaling x~ = c x: dB * c, C / c (exact, c a power of two); the D entry uses the unscaled products
+        sc = self.state_scale
+        b = torch.stack([br * sc, bi * sc], -1).reshape(-1)
         p = cr * ar - ci * ai
         q = cr * ai + ci * ar
-        c = torch.stack([2 * p, -2 * q], -1).reshape(-1)
+        c = torch.stack([2 * p / sc, -2 * q / sc], -1).reshape(-1)
         # 2 Re(sum_m C dB) + D, summed over m in order like the compiler
         cdb = torch.zeros(H, dtype=F64)
         for m in range(M):

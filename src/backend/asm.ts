@@ -45,6 +45,9 @@ export function formatOperands(ins: Instr): string {
       return `peer=${ins.peer} src=${at(ins.src)} len=${ins.len} tag=${ins.tag}`;
     case "recv":
       return `peer=${ins.peer} dst=${at(ins.dst)} len=${ins.len} tag=${ins.tag}`;
+    case "ext":
+      // Which fields are addresses is the plugin's business: show all of them raw.
+      return `id=${ins.ext} len=${ins.len} dst=${ins.dst} a=${ins.a} b=${ins.b} c=${ins.c} word=0x${ins.word.toString(16).padStart(8, "0")}`;
   }
 }
 

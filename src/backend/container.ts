@@ -10,17 +10,20 @@
 import * as flatbuffers from "flatbuffers";
 import { assert, fail, UserError } from "../common/errors.js";
 import { readBytes, writeFileAtomic } from "../common/files.js";
+import { checkLimit } from "../common/limits.js";
 import { crc32 } from "./checksum.js";
 import * as fb from "./generated/program_generated.js";
 import { decodeInstr, encodeInstr, fieldRangeError, WORDS_PER_INSTRUCTION, type Instr } from "./isa.js";
 import {
   FILE_IDENTIFIER,
   FORMAT_VERSION,
+  PLUGIN_FORMAT_VERSION,
   SECTION_NAMES,
   type CrossbarImage,
   type CrossbarPiece,
   type IoBuffer,
   type PlanBounds,
+  type PluginIdentity,
   type Program,
   type Section,
   type SectionName,
@@ -36,6 +39,55 @@ const MIN_PAYLOAD_BYTES = 8;
 // ---------------------------------------------------------------------------------------
 // Encoding
 
+/** FlatBuffers stores scalars little-endian; so do typed arrays on a little-endian host. */
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+type ScalarArray = Int16Array | Int32Array | Uint32Array | Float32Array;
+
+/**
+ * A scalar vector written as one byte copy instead of the generated per-element loop (one
+ * `prep` and one `add` call per element: most of the encoding time of a big program, whose
+ * weight levels alone are millions of elements). Writes exactly the generated code's bytes:
+ * the generated `startVector(size, n, size)` reserves with `prep(4, n * size)` (which for
+ * size 2 or 4 already gives the elements their alignment), and `createByteVector` of the
+ * array's bytes reserves the same way and copies them in one `set` (FlatBuffers scalars are
+ * little-endian, like typed arrays on a little-endian host). Its length word counts bytes, so
+ * it is overwritten with the element count. A big-endian host keeps the generated loop.
+ * test/backend-container.test.ts compares the two byte for byte.
+ */
+export function typedVector<A extends ScalarArray>(b: flatbuffers.Builder, data: A, generated: (b: flatbuffers.Builder, data: A) => flatbuffers.Offset): flatbuffers.Offset {
+  if (!LITTLE_ENDIAN_HOST) return generated(b, data);
+  const offset = b.createByteVector(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  const buf = b.dataBuffer();
+  buf.writeInt32(buf.capacity() - offset, data.length);
+  return offset;
+}
+
+/**
+ * Bytes the payload will need, to size the builder once: it grows by doubling and copying
+ * (for a big program several copies of tens of megabytes). The bulk (weights, instruction
+ * words, constants) is counted exactly, the small tables roughly; an underestimate only
+ * costs a growth step, and the initial size does not change the bytes (the builder writes
+ * back to front and aligns relative to the end).
+ */
+function payloadBytesEstimate(p: Program): number {
+  let n = 1 << 16;
+  for (const x of p.crossbars) {
+    n += 256 + (x.weights.kind === "levels" ? 2 * x.weights.levels.length : 4 * x.weights.values.length);
+    n += 4 * (x.inRange.length + x.colScale.length + x.outRange.length);
+    for (const pc of x.pieces ?? []) n += 96 + 4 * (pc.inRows.length + pc.outCols.length);
+  }
+  for (const t of p.tiles) {
+    n += 256;
+    for (const c of t.constants) n += 32 + 4 * c.data.length;
+    for (const name of SECTION_NAMES) n += 32 + (4 * WORDS_PER_INSTRUCTION + 4) * t.sections[name].code.length;
+  }
+  for (const s of p.symbols) n += 24 + 3 * s.length;
+  n += 3 * p.target.json.length;
+  // The builder cannot grow past 2 GiB; leave larger programs to its own growth and error.
+  return Math.min(n, 1 << 30);
+}
+
 function encodeSection(b: flatbuffers.Builder, s: Section, where: string): flatbuffers.Offset {
   assert(s.symbols.length === s.code.length, `${where}: ${s.code.length} instructions but ${s.symbols.length} symbols`);
   const words = new Uint32Array(s.code.length * WORDS_PER_INSTRUCTION);
@@ -44,15 +96,15 @@ function encodeSection(b: flatbuffers.Builder, s: Section, where: string): flatb
     assert(err === null, `${where}[${i}]: ${err}`);
     encodeInstr(ins, words, i * WORDS_PER_INSTRUCTION);
   });
-  const code = fb.Section.createCodeVector(b, words);
-  const symbols = fb.Section.createSymbolsVector(b, Int32Array.from(s.symbols));
+  const code = typedVector(b, words, fb.Section.createCodeVector);
+  const symbols = typedVector(b, Int32Array.from(s.symbols), fb.Section.createSymbolsVector);
   return fb.Section.createSection(b, code, symbols);
 }
 
 function encodeTile(b: flatbuffers.Builder, t: TileProgram, index: number): flatbuffers.Offset {
   const constants = fb.Tile.createConstantsVector(
     b,
-    t.constants.map((c) => fb.ConstSegment.createConstSegment(b, c.addr, fb.ConstSegment.createDataVector(b, c.data))),
+    t.constants.map((c) => fb.ConstSegment.createConstSegment(b, c.addr, typedVector(b, c.data, fb.ConstSegment.createDataVector))),
   );
   const [init, step, fin] = SECTION_NAMES.map((name) => encodeSection(b, t.sections[name], `tile ${index} ${name}`));
   fb.Tile.startTile(b);
@@ -86,8 +138,8 @@ function encodePiece(b: flatbuffers.Builder, pool: StringPool, p: CrossbarPiece)
 }
 
 function encodeCrossbar(b: flatbuffers.Builder, pool: StringPool, x: CrossbarImage): flatbuffers.Offset {
-  const levels = x.weights.kind === "levels" ? fb.Crossbar.createLevelsVector(b, x.weights.levels) : 0;
-  const values = x.weights.kind === "float" ? fb.Crossbar.createValuesVector(b, x.weights.values) : 0;
+  const levels = x.weights.kind === "levels" ? typedVector(b, x.weights.levels, fb.Crossbar.createLevelsVector) : 0;
+  const values = x.weights.kind === "float" ? typedVector(b, x.weights.values, fb.Crossbar.createValuesVector) : 0;
   const inRange = fb.Crossbar.createInRangeVector(b, x.inRange);
   const colScale = fb.Crossbar.createColScaleVector(b, x.colScale);
   const outRange = fb.Crossbar.createOutRangeVector(b, x.outRange);
@@ -106,9 +158,17 @@ function encodeIoList(b: flatbuffers.Builder, list: IoBuffer[]): flatbuffers.Off
   return list.map((io) => fb.IoBuffer.createIoBuffer(b, b.createString(io.name), io.size, io.addr));
 }
 
+function encodePlugin(b: flatbuffers.Builder, pl: PluginIdentity): flatbuffers.Offset {
+  const instructions = fb.PluginInfo.createInstructionsVector(
+    b,
+    pl.instructions.map((i) => fb.PluginInstruction.createPluginInstruction(b, i.id, b.createString(i.mnemonic))),
+  );
+  return fb.PluginInfo.createPluginInfo(b, b.createString(pl.name), b.createString(pl.version), b.createString(pl.sha256), b.createString(pl.file), instructions);
+}
+
 /** The FlatBuffers payload alone (no trailer). Writes `p.formatVersion` as given. */
 function encodePayload(p: Program): Uint8Array {
-  const b = new flatbuffers.Builder(1 << 16);
+  const b = new flatbuffers.Builder(payloadBytesEstimate(p));
   const compilerVersion = b.createString(p.compilerVersion);
   const modelName = b.createString(p.modelName);
   const target = fb.TargetInfo.createTargetInfo(b, b.createString(p.target.name), b.createString(p.target.sha256), b.createString(p.target.json));
@@ -127,6 +187,8 @@ function encodePayload(p: Program): Uint8Array {
   const bounds = p.bounds === undefined ? 0 : encodeBounds(b, pool, p.bounds);
   const tiles = fb.Program.createTilesVector(b, p.tiles.map((t, i) => encodeTile(b, t, i)));
   const symbols = fb.Program.createSymbolsVector(b, p.symbols.map((s) => fb.DebugSymbol.createDebugSymbol(b, b.createString(s))));
+  assert(p.plugin === undefined || p.formatVersion >= PLUGIN_FORMAT_VERSION, `a program with a plugin must be format ${PLUGIN_FORMAT_VERSION} or newer, got ${p.formatVersion}`);
+  const plugin = p.plugin === undefined ? 0 : encodePlugin(b, p.plugin);
   fb.Program.startProgram(b);
   fb.Program.addFormatVersion(b, p.formatVersion);
   fb.Program.addCompilerVersion(b, compilerVersion);
@@ -137,6 +199,7 @@ function encodePayload(p: Program): Uint8Array {
   fb.Program.addTiles(b, tiles);
   fb.Program.addSymbols(b, symbols);
   if (bounds !== 0) fb.Program.addBounds(b, bounds);
+  if (plugin !== 0) fb.Program.addPlugin(b, plugin);
   fb.Program.finishProgramBuffer(b, fb.Program.endProgram(b));
   return b.asUint8Array();
 }
@@ -308,12 +371,13 @@ function decodeBounds(raw: fb.PlanBounds): PlanBounds {
   return { lowerBound: raw.lowerBound(), perMatrix };
 }
 
-function decodeSection(s: fb.Section, where: string, symbolCount: number, bad: (m: string) => never): Section {
+function decodeSection(s: fb.Section, where: string, symbolCount: number, bad: (m: string) => never, file: string): Section {
   const words = s.codeArray() ?? new Uint32Array(0);
   const symbols = s.symbolsArray() ?? new Int32Array(0);
   if (words.length % WORDS_PER_INSTRUCTION !== 0)
     bad(`${where}: ${words.length} instruction words is not a multiple of ${WORDS_PER_INSTRUCTION}`);
   const count = words.length / WORDS_PER_INSTRUCTION;
+  checkLimit("maxInstructions", count, `${where}: the number of instructions`, { file });
   if (symbols.length !== count) bad(`${where}: ${count} instructions but ${symbols.length} symbol indices`);
   const code: Instr[] = [];
   for (let i = 0; i < count; i++) {
@@ -324,6 +388,23 @@ function decodeSection(s: fb.Section, where: string, symbolCount: number, bad: (
     if (sym < 0 || sym >= symbolCount) bad(`${where}, instruction ${i}: symbol index ${sym} is outside the symbol table (${symbolCount} entries)`);
   }
   return { code, symbols: Array.from(symbols) };
+}
+
+function decodePlugin(raw: fb.PluginInfo, bad: (m: string) => never): PluginIdentity {
+  const instructions: PluginIdentity["instructions"] = [];
+  for (let i = 0; i < raw.instructionsLength(); i++) {
+    const ins = required(raw.instructions(i), `plugin.instructions[${i}]`);
+    instructions.push({ id: ins.id(), mnemonic: required(ins.mnemonic(), `plugin.instructions[${i}].mnemonic`) });
+  }
+  const sha256 = required(raw.sha256(), "plugin.sha256");
+  if (!/^[0-9a-f]{64}$/.test(sha256)) bad(`plugin sha256 "${sha256}" is not 64 lowercase hex digits`);
+  return {
+    name: required(raw.name(), "plugin.name"),
+    version: required(raw.version(), "plugin.version"),
+    sha256,
+    file: required(raw.file(), "plugin.file"),
+    instructions,
+  };
 }
 
 function decodeRoot(root: fb.Program, file: string): Program {
@@ -347,9 +428,11 @@ function decodeRoot(root: fb.Program, file: string): Program {
     }
     const raw: Record<SectionName, fb.Section | null> = { init: tile.initSection(), step: tile.stepSection(), final: tile.finalSection() };
     const sections = {} as Record<SectionName, Section>;
-    for (const name of SECTION_NAMES) sections[name] = decodeSection(required(raw[name], `tiles[${t}].${name}_section`), `tile ${t}, section ${name}`, symbols.length, bad);
+    for (const name of SECTION_NAMES) sections[name] = decodeSection(required(raw[name], `tiles[${t}].${name}_section`), `tile ${t}, section ${name}`, symbols.length, bad, file);
     tiles.push({ memoryWords: tile.memoryWords(), constants, sections });
   }
+  const rawPlugin = root.plugin();
+  if (rawPlugin !== null && formatVersion < PLUGIN_FORMAT_VERSION) bad(`format version ${formatVersion} cannot carry a target plugin record (format ${PLUGIN_FORMAT_VERSION} or newer can)`);
   const rawBounds = root.bounds();
   const crossbars: CrossbarImage[] = [];
   for (let i = 0; i < root.crossbarsLength(); i++) {
@@ -375,6 +458,7 @@ function decodeRoot(root: fb.Program, file: string): Program {
     tiles,
     symbols,
     ...(rawBounds !== null ? { bounds: decodeBounds(rawBounds) } : {}),
+    ...(rawPlugin !== null ? { plugin: decodePlugin(rawPlugin, bad) } : {}),
   };
 }
 
@@ -385,8 +469,11 @@ export function decodeProgram(bytes: Uint8Array, file: string): Program {
     return decodeRoot(fb.Program.getRootAsProgram(new CheckedByteBuffer(payload)), file);
   } catch (e) {
     if (e instanceof UserError) throw e;
-    if (e instanceof OutOfBounds || e instanceof RangeError || e instanceof TypeError)
-      fail("format", `structurally invalid program (not a valid FlatBuffer): ${e.message}`, { file });
+    // By name, not instanceof: typed arrays may come from another realm (e.g. jest's sandbox
+    // uses the host's typed arrays), whose RangeError is a different class.
+    const name = typeof e === "object" && e !== null ? (e as { name?: unknown }).name : undefined;
+    if (e instanceof OutOfBounds || name === "RangeError" || name === "TypeError")
+      fail("format", `structurally invalid program (not a valid FlatBuffer): ${(e as Error).message}`, { file });
     throw e;
   }
 }

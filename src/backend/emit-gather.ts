@@ -31,15 +31,16 @@ export function rowSources(op: MatMulOp, xs: readonly Value[]): RowSources {
   return { operand, offset };
 }
 
-/** A local copy of words [lo, ...) of one matmul operand. */
+/** A local copy of words [lo, hi] of one matmul operand. */
 interface OperandCopy {
   ref: Ref;
   lo: number;
+  hi: number;
 }
 
 /** The inputs of one matmul's MVMs on one tile. */
 export class TileInputs {
-  private readonly operands = new Map<number, OperandCopy>();
+  private readonly operands = new Map<number, OperandCopy[]>();
   /** Gathered input vectors, by their row list. */
   private readonly gathered = new Map<string, Ref>();
 
@@ -54,16 +55,26 @@ export class TileInputs {
     xs: readonly Value[],
     pieces: readonly PlacedPiece[],
   ) {
-    const spans = new Map<number, [lo: number, hi: number]>();
+    const spans = new Map<number, [lo: number, hi: number][]>();
     for (const { piece } of pieces) {
       for (const i of piece.inRows) {
         const k = rows.operand[i]!;
         const word = rows.offset[i]!;
-        const [lo, hi] = spans.get(k) ?? [word, word];
-        spans.set(k, [Math.min(lo, word), Math.max(hi, word)]);
+        // A distributed operand is copied per part (the words of a part another tile holds
+        // travel only when some row here reads them); any other operand as one span.
+        const x = xs[k]!;
+        const part = x.kind === "dist" ? x.parts.findIndex((p) => p.off <= x.off + word && x.off + word < p.off + p.mem.len) : 0;
+        const list = spans.get(k) ?? [];
+        const [lo, hi] = list[part] ?? [word, word];
+        list[part] = [Math.min(lo, word), Math.max(hi, word)];
+        spans.set(k, list);
       }
     }
-    for (const [k, [lo, hi]] of spans) this.operands.set(k, { ref: refOf(values.local(sliceOf(xs[k]!, lo, hi - lo + 1), tile)), lo });
+    for (const [k, list] of spans)
+      this.operands.set(
+        k,
+        list.filter((span) => span !== undefined).map(([lo, hi]) => ({ ref: refOf(values.local(sliceOf(xs[k]!, lo, hi - lo + 1), tile)), lo, hi })),
+      );
   }
 
   /**
@@ -72,7 +83,10 @@ export class TileInputs {
    */
   vectorFor(inRows: readonly number[]): Ref {
     const { operand } = this.rows;
-    const runList = maximalRuns(inRows.length, (a, start) => inRows[a] === inRows[a - 1]! + 1 && operand[inRows[a]!] === operand[inRows[start]!]);
+    const runList = maximalRuns(
+      inRows.length,
+      (a, start) => inRows[a] === inRows[a - 1]! + 1 && operand[inRows[a]!] === operand[inRows[start]!] && this.copyOf(inRows[a]!) === this.copyOf(inRows[start]!),
+    );
     if (runList.length === 1) return this.rowAddress(inRows[0]!);
     const key = inRows.join(",");
     const cached = this.gathered.get(key);
@@ -84,8 +98,13 @@ export class TileInputs {
     return buf;
   }
 
+  private copyOf(i: number): OperandCopy {
+    const word = this.rows.offset[i]!;
+    return this.operands.get(this.rows.operand[i]!)!.find((copy) => copy.lo <= word && word <= copy.hi)!;
+  }
+
   private rowAddress(i: number): Ref {
-    const c = this.operands.get(this.rows.operand[i]!)!;
+    const c = this.copyOf(i);
     return at(c.ref, this.rows.offset[i]! - c.lo);
   }
 }

@@ -6,7 +6,8 @@ import { fail } from "../common/errors.js";
 import { valueSizes } from "../ir/sizes.js";
 import type { Model } from "../ir/types.js";
 import type { IoBuffer, Program } from "./program.js";
-import type { Placement } from "./schedule.js";
+import { maximalRuns } from "./emit-runs.js";
+import { columnOwners, valueKey, type Placement, type PlacedPiece } from "./schedule.js";
 import type { InstrStreams, Ref } from "./streams.js";
 
 /** Inputs, then step outputs, then final outputs, packed from global address 0. */
@@ -32,12 +33,34 @@ export function byName(ios: readonly IoBuffer[]): Map<string, IoBuffer> {
   return new Map(ios.map((io) => [io.name, io]));
 }
 
+/** Where a state's words live: parts [off, off + len) of the state, each in a pinned buffer. */
+export interface StateLayout {
+  size: number;
+  parts: { off: number; len: number; ref: Ref }[];
+}
+
 /**
- * A pinned buffer per state on the tile the schedule chose: state persists from step to
- * step, and the sequence reset zeroes it along with all tile memory.
+ * Pinned buffers for every state: state persists from step to step, and the sequence reset
+ * zeroes it along with all tile memory. A state written from a slice of a distributed
+ * recurrence matmul (schedule.ts columnOwners) is split the same way, each part on the tile
+ * that computes its new value; any other state is one buffer on the tile the schedule chose.
  */
-export function stateBuffers(model: Model, streams: InstrStreams, placement: Placement): Map<string, Ref> {
-  const states = new Map<string, Ref>();
-  for (const st of model.state) states.set(st.name, { buf: streams.buffer(placement.stateTile.get(st.name) ?? 0, st.size, true), off: 0 });
+export function stateLayouts(model: Model, streams: InstrStreams, placement: Placement, pieces: Map<string, PlacedPiece[]>): Map<string, StateLayout> {
+  const defs = new Map(model.sections.step.map((op) => [op.out, op]));
+  const owners = (st: string, size: number): Int32Array | null => {
+    const write = model.sections.step.find((op) => op.op === "state_write" && op.state === st);
+    const slice = write && write.op === "state_write" ? defs.get(write.x) : undefined;
+    if (!slice || slice.op !== "slice" || slice.length !== size) return null;
+    const mm = defs.get(slice.x);
+    if (!mm || mm.op !== "matmul") return null;
+    const cols = columnOwners(mm, pieces.get(valueKey("step", mm.out)) ?? []);
+    return cols ? cols.subarray(slice.start, slice.start + size) : null;
+  };
+  const states = new Map<string, StateLayout>();
+  for (const st of model.state) {
+    const own = owners(st.name, st.size);
+    const runs: [number, number, number][] = own ? maximalRuns(st.size, (k, start) => own[k] === own[start]).map(([o, n]) => [o, n, own[o]!]) : [[0, st.size, placement.stateTile.get(st.name) ?? 0]];
+    states.set(st.name, { size: st.size, parts: runs.map(([off, len, tile]) => ({ off, len, ref: { buf: streams.buffer(tile, len, true), off: 0 } })) });
+  }
   return states;
 }

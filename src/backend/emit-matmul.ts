@@ -10,7 +10,7 @@
 import type { MatMulOp } from "../ir/types.js";
 import { mergeDiagonalRuns, rowSources, TileInputs, type RowSources } from "./emit-gather.js";
 import { consecutiveRuns, flagRuns, maximalRuns } from "./emit-runs.js";
-import { wholeBuffer, type MemValue, type SectionValues, type Value } from "./emit-values.js";
+import { wholeBuffer, type DistPart, type DistValue, type MemValue, type SectionValues, type Value } from "./emit-values.js";
 import type { PlacedPiece } from "./schedule.js";
 import { at, type InstrStreams, type Ref } from "./streams.js";
 
@@ -30,19 +30,27 @@ interface PartialSums {
   cols: number[];
 }
 
-/** `pieces`: the matmul's placed pieces; `home`: the tile that ends up holding y. */
-export function lowerMatmul(values: SectionValues, op: MatMulOp, pieces: readonly PlacedPiece[], home: number): MemValue {
+/**
+ * `pieces`: the matmul's placed pieces; `home`: the tile that ends up holding y.
+ * `owners` (schedule.ts columnOwners): the one tile computing each output column; each
+ * tile then finishes its own columns (bias included) and y stays distributed.
+ */
+export function lowerMatmul(values: SectionValues, op: MatMulOp, pieces: readonly PlacedPiece[], home: number, owners: Int32Array | null = null): MemValue | DistValue {
   const streams = values.streams;
   const xs = op.xs.map((x) => values.resolve(x));
   const rows = rowSources(op, xs);
   const placed = pieces.filter((p) => p.piece.inRows.length > 0 && p.piece.outCols.length > 0);
+  if (owners) return distributedMatmul(values, op, placed, xs, rows, owners);
   // The home tile sums into y itself.
   const y: ColumnSums = { tile: home, ref: streams.scratch(home, op.weight.cols), slot: (j) => j, written: new Uint8Array(op.weight.cols) };
   const partials: PartialSums[] = [];
-  for (const tile of tilesHomeLast(placed, home)) {
+  // Every tile's inputs first, so the transfers to other tiles do not wait behind MVMs.
+  const tiles = tilesHomeLast(placed, home);
+  const inputs = new Map(tiles.map((t) => [t, new TileInputs(values, rows, t, xs, placed.filter((p) => p.tile === t))]));
+  for (const tile of tiles) {
     const mine = placed.filter((p) => p.tile === tile);
     if (tile === home) {
-      sumPieces(values, y, mine, xs, rows);
+      sumPieces(values, y, mine, inputs.get(tile)!);
       continue;
     }
     // Another tile sums into a compact buffer of just the columns it covers (ascending),
@@ -50,12 +58,33 @@ export function lowerMatmul(values: SectionValues, op: MatMulOp, pieces: readonl
     const cols = [...new Set(mine.flatMap((p) => p.piece.outCols))].sort((a, b) => a - b);
     const index = new Map(cols.map((j, k) => [j, k]));
     const sums: ColumnSums = { tile, ref: streams.scratch(tile, cols.length), slot: (j) => index.get(j)!, written: new Uint8Array(cols.length) };
-    sumPieces(values, sums, mine, xs, rows);
+    sumPieces(values, sums, mine, inputs.get(tile)!);
     if (cols.length > 0) partials.push({ from: tile, src: sums.ref, cols });
   }
   addPartialSums(values, y, partials);
   addBias(streams, y, op.bias);
   return wholeBuffer(y.ref.buf);
+}
+
+/** Each tile sums and finishes the columns it holds; the result is a distributed value. */
+function distributedMatmul(values: SectionValues, op: MatMulOp, placed: readonly PlacedPiece[], xs: readonly Value[], rows: RowSources, owners: Int32Array): DistValue {
+  const streams = values.streams;
+  const parts: DistPart[] = [];
+  const tiles = [...new Set(owners)].sort((a, b) => a - b);
+  // Every tile's inputs first, so the transfers to other tiles do not wait behind MVMs.
+  const inputs = new Map(tiles.map((t) => [t, new TileInputs(values, rows, t, xs, placed.filter((p) => p.tile === t))]));
+  for (const tile of tiles) {
+    const mine = placed.filter((p) => p.tile === tile);
+    const cols: number[] = [];
+    owners.forEach((t, j) => t === tile && cols.push(j));
+    const index = new Map(cols.map((j, k) => [j, k]));
+    const sums: ColumnSums = { tile, ref: streams.scratch(tile, cols.length), slot: (j) => index.get(j)!, written: new Uint8Array(cols.length) };
+    sumPieces(values, sums, mine, inputs.get(tile)!);
+    addBias(streams, sums, op.bias ? cols.map((j) => op.bias![j]!) : undefined);
+    for (const [k, j, n] of consecutiveRuns(cols)) parts.push({ off: j, mem: { kind: "mem", buf: sums.ref.buf, off: k, len: n } });
+  }
+  parts.sort((a, b) => a.off - b.off);
+  return { kind: "dist", parts, off: 0, len: op.weight.cols };
 }
 
 /** The tiles holding pieces in ascending order, then the home tile (whether it holds pieces or not). */
@@ -71,30 +100,51 @@ function accumulate(streams: InstrStreams, tile: number, dst: Ref, src: Ref, len
   else streams.copy(tile, dst, src, len);
 }
 
-/** The MVMs of one tile's `pieces`, summed into `sums`. */
-function sumPieces(values: SectionValues, sums: ColumnSums, pieces: readonly PlacedPiece[], xs: readonly Value[], rows: RowSources): void {
+/**
+ * The MVMs of one tile's `pieces`, summed into `sums`, in three phases so the tile's
+ * crossbars work in parallel: (1) every input vector is gathered, (2) the MVMs issue back
+ * to back (each crossbar is its own unit), (3) the results that need a vector op are
+ * copied or added into place. An MVM writes straight into `sums` (with `acc` onto an
+ * earlier MVM's result) when its columns form one segment that no phase-3 op touches;
+ * otherwise it writes scratch and phase 3 places it.
+ */
+function sumPieces(values: SectionValues, sums: ColumnSums, pieces: readonly PlacedPiece[], inputs: TileInputs): void {
   const streams = values.streams;
   const { tile, ref: y, slot, written } = sums;
-  const inputs = new TileInputs(values, rows, tile, xs, pieces);
-  for (const { xbar, piece } of mergeDiagonalRuns(pieces)) {
+  const merged = mergeDiagonalRuns(pieces);
+  const srcs = merged.map(({ piece }) => inputs.vectorFor(piece.inRows));
+  // Phase 2. `written` holds what direct MVMs wrote; `deferred` marks columns a phase-3 op writes.
+  const deferred = new Uint8Array(written.length);
+  const later: { tmp: Ref; outCols: number[] }[] = [];
+  merged.forEach(({ xbar, piece }, k) => {
     const { inRows, outCols } = piece;
-    const src = inputs.vectorFor(inRows);
+    const mvm = (dst: Ref, acc: boolean): void =>
+      streams.emit(tile, { op: "mvm", xbar, rowStart: piece.rowStart, rows: inRows.length, colStart: piece.colStart, cols: outCols.length, src: 0, dst: 0, acc }, { src: srcs[k]!, dst });
     // Segments of crossbar columns that map to consecutive outputs, all fresh or all written.
     const segments = maximalRuns(outCols.length, (b, start) => outCols[b] === outCols[b - 1]! + 1 && written[slot(outCols[b]!)] === written[slot(outCols[start]!)]);
-    const mvm = (dst: Ref, acc: boolean): void =>
-      streams.emit(tile, { op: "mvm", xbar, rowStart: piece.rowStart, rows: inRows.length, colStart: piece.colStart, cols: outCols.length, src: 0, dst: 0, acc }, { src, dst });
-    if (segments.length === 1) mvm(at(y, slot(outCols[0]!)), written[slot(outCols[0]!)] === 1);
-    else {
-      // One MVM into scratch plus a vector op per segment costs far less than an MVM per
-      // segment (each pays the full DAC + integration time).
-      const tmp = streams.scratch(tile, outCols.length);
-      mvm(tmp, false);
-      for (const [b, n] of segments) {
-        const j = slot(outCols[b]!);
-        accumulate(streams, tile, at(y, j), at(tmp, b), n, written[j] === 1);
-      }
+    const j0 = slot(outCols[0]!);
+    if (segments.length === 1 && !deferred.subarray(j0, j0 + outCols.length).includes(1)) {
+      mvm(at(y, j0), written[j0] === 1);
+      written.fill(1, j0, j0 + outCols.length);
+      return;
     }
-    for (const j of outCols) written[slot(j)] = 1;
+    // One MVM into scratch plus a vector op per segment costs far less than an MVM per
+    // segment (each pays the full DAC + integration time).
+    const tmp = streams.scratch(tile, outCols.length);
+    mvm(tmp, false);
+    later.push({ tmp, outCols });
+    for (const j of outCols) deferred[slot(j)] = 1;
+  });
+  for (const src of srcs) streams.keepAlive(src.buf);
+  // Phase 3, in piece order. A merged diagonal run can read the same output column from
+  // two crossbar columns; the second must add to what the first wrote, so the flags are
+  // updated per run and re-read at its turn.
+  for (const { tmp, outCols } of later) {
+    for (const [b, n] of maximalRuns(outCols.length, (q) => outCols[q] === outCols[q - 1]! + 1)) {
+      const j = slot(outCols[b]!);
+      for (const [c, len, w] of flagRuns(written.subarray(j, j + n))) accumulate(streams, tile, at(y, j + c), at(tmp, b + c), len, w);
+      written.fill(1, j, j + n);
+    }
   }
 }
 

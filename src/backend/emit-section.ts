@@ -4,12 +4,14 @@
 import { fail } from "../common/errors.js";
 import type { Model, Op } from "../ir/types.js";
 import { lowerMatmul } from "./emit-matmul.js";
+import { lowerPluginMatmul, type PluginEmit } from "./emit-plugin.js";
 import type { Transfers } from "./emit-transfer.js";
-import { refOf, SectionValues, wholeBuffer, type Value } from "./emit-values.js";
+import type { StateLayout } from "./emit-layout.js";
+import { refOf, SectionValues, sliceOf, wholeBuffer, windowParts, type Value } from "./emit-values.js";
 import { lowerVectorOp } from "./emit-vector.js";
 import type { IoBuffer } from "./program.js";
-import { orderSection, valueKey, type IrSection, type Placement, type PlacedPiece } from "./schedule.js";
-import type { InstrStreams, Ref } from "./streams.js";
+import { columnOwners, orderSection, valueKey, type IrSection, type Placement, type PlacedPiece } from "./schedule.js";
+import type { InstrStreams } from "./streams.js";
 
 /** What every section's lowering shares. */
 export interface EmitContext {
@@ -19,10 +21,12 @@ export interface EmitContext {
   placement: Placement;
   /** Placed pieces per matmul, by valueKey. */
   pieces: Map<string, PlacedPiece[]>;
-  /** Buffer of each state, by name. */
-  states: Map<string, Ref>;
+  /** Buffers of each state, by name. */
+  states: Map<string, StateLayout>;
   inputs: Map<string, IoBuffer>;
   outputs: Map<string, IoBuffer>;
+  /** The target plugin and the matmuls it computes instead of crossbars (emit-plugin.ts). */
+  plugin?: PluginEmit;
 }
 
 function opSymbol(op: Op): string {
@@ -60,18 +64,31 @@ export function lowerSection(ctx: EmitContext, section: IrSection, stepValues: S
 
 /** The instructions of one op on `tile`; its value, or null for a state write. */
 function lowerOp(ctx: EmitContext, values: SectionValues, section: IrSection, op: Op, tile: number): Value | null {
-  const stateRef = (name: string): Ref => ctx.states.get(name) ?? fail("semantic", `unknown state '${name}'`);
+  const stateOf = (name: string): StateLayout => ctx.states.get(name) ?? fail("semantic", `unknown state '${name}'`);
   switch (op.op) {
-    case "matmul":
-      return lowerMatmul(values, op, ctx.pieces.get(valueKey(section, op.out)) ?? [], tile);
-    case "state_read":
-      return wholeBuffer(stateRef(op.state).buf);
+    case "matmul": {
+      const viaPlugin = ctx.plugin ? lowerPluginMatmul(values, section, op, tile, ctx.plugin) : null;
+      if (viaPlugin) return viaPlugin;
+      const pieces = ctx.pieces.get(valueKey(section, op.out)) ?? [];
+      return lowerMatmul(values, op, pieces, tile, section === "step" ? columnOwners(op, pieces) : null);
+    }
+    case "state_read": {
+      const { parts, size } = stateOf(op.state);
+      if (parts.length === 1) return wholeBuffer(parts[0]!.ref.buf);
+      return { kind: "dist", off: 0, len: size, parts: parts.map((p) => ({ off: p.off, mem: wholeBuffer(p.ref.buf) })) };
+    }
     case "state_write": {
-      const ref = stateRef(op.state);
-      const x = values.operand(op.x, ref.buf.tile);
-      if (x.len !== ref.buf.len) fail("semantic", `state_write '${op.out}': '${op.x}' has length ${x.len}, state '${op.state}' has ${ref.buf.len}`);
-      // Writing the state's own current words back (e.g. an unchanged state) needs no copy.
-      if (x.buf !== ref.buf || x.off !== 0) values.streams.copy(ref.buf.tile, ref, refOf(x), x.len);
+      const st = stateOf(op.state);
+      const x = values.resolve(op.x);
+      if (x.len !== st.size) fail("semantic", `state_write '${op.out}': '${op.x}' has length ${x.len}, state '${op.state}' has ${st.size}`);
+      for (const part of st.parts) {
+        const src = sliceOf(x, part.off, part.len);
+        // Writing the state's own current words back (e.g. an unchanged state) needs no copy.
+        const own = src.kind === "dist" ? windowParts(src) : [];
+        const whole = src.kind === "mem" ? src : own.length === 1 ? own[0]!.mem : null;
+        if (whole && whole.buf === part.ref.buf && whole.off === 0) continue;
+        values.into(src, part.ref.buf.tile, part.ref);
+      }
       return null;
     }
     default:

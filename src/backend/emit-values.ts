@@ -15,7 +15,29 @@ import type { InstrStreams, Ref } from "./streams.js";
 export type MemValue = { kind: "mem"; buf: Buffer; off: number; len: number };
 /** A model input (or a slice of one): in global memory, loadable by any tile. */
 export type InputValue = { kind: "input"; io: IoBuffer; off: number; len: number };
-export type Value = MemValue | InputValue;
+/** One piece of a distributed value: words [off, off + mem.len) of the whole value. */
+export interface DistPart {
+  off: number;
+  mem: MemValue;
+}
+/**
+ * A value whose words live on several tiles (a recurrence matmul's result, each tile
+ * holding the columns it computed; docs/SCHEDULE.md): words [off, off + len) of the
+ * concatenation of `parts` (sorted by offset, covering it without gaps).
+ */
+export type DistValue = { kind: "dist"; parts: DistPart[]; off: number; len: number };
+export type Value = MemValue | InputValue | DistValue;
+
+/** The parts of `v` inside its window, each as (offset within the window, memory slice). */
+export function windowParts(v: DistValue): { at: number; mem: MemValue }[] {
+  const out: { at: number; mem: MemValue }[] = [];
+  for (const p of v.parts) {
+    const lo = Math.max(p.off, v.off);
+    const hi = Math.min(p.off + p.mem.len, v.off + v.len);
+    if (lo < hi) out.push({ at: lo - v.off, mem: { ...p.mem, off: p.mem.off + lo - p.off, len: hi - lo } });
+  }
+  return out;
+}
 
 export const refOf = (v: MemValue): Ref => ({ buf: v.buf, off: v.off });
 
@@ -36,6 +58,8 @@ export class SectionValues {
   readonly defined = new Map<string, Value>();
   /** Per tile and input: the loaded copy of the whole input. */
   private readonly loadedInputs = new Map<string, MemValue>();
+  /** Per tile and distributed window: its gathered copy. */
+  private readonly gathered = new Map<string, MemValue>();
   /** Per tile and source buffer: the copies received so far. */
   private readonly receivedCopies = new Map<string, ReceivedCopy[]>();
 
@@ -63,6 +87,7 @@ export class SectionValues {
     if (v) {
       // A step value read after the last step must survive the whole step section.
       if (v.kind === "mem") v.buf.pinned = true;
+      if (v.kind === "dist") for (const p of v.parts) p.mem.buf.pinned = true;
       return v;
     }
     const io = this.inputs.get(name);
@@ -73,6 +98,19 @@ export class SectionValues {
   /** `v` in the memory of `tile` (loaded or received once per section and tile). */
   local(v: Value, tile: number): MemValue {
     if (v.kind === "mem" && v.buf.tile === tile) return v;
+    if (v.kind === "dist") {
+      const parts = windowParts(v);
+      if (parts.length === 1) return this.local(parts[0]!.mem, tile);
+      // Gathered once per section, tile and window.
+      const key = `${tile}|dist:${v.parts.map((p) => `${p.mem.buf.id}+${p.mem.off}`).join(",")}@${v.off}:${v.len}`;
+      let whole = this.gathered.get(key);
+      if (!whole) {
+        whole = this.fresh(tile, v.len);
+        for (const p of parts) this.into(p.mem, tile, { buf: whole.buf, off: p.at });
+        this.gathered.set(key, whole);
+      }
+      return whole;
+    }
     if (v.kind === "input") {
       const key = `${tile}|input:${v.io.name}`;
       let whole = this.loadedInputs.get(key);
@@ -102,6 +140,7 @@ export class SectionValues {
   /** Writes `v` to `dst` on `tile`: a local copy, a load, or a transfer straight into place. */
   into(v: Value, tile: number, dst: Ref): void {
     if (v.kind === "input") this.streams.load(tile, dst, v.io.addr + v.off, v.len);
+    else if (v.kind === "dist") for (const p of windowParts(v)) this.into(p.mem, tile, { buf: dst.buf, off: dst.off + p.at });
     else if (v.buf.tile === tile) this.streams.copy(tile, dst, refOf(v), v.len);
     else this.transfers.send(v.buf.tile, refOf(v), tile, dst, v.len);
   }

@@ -15,18 +15,21 @@ import type { CrossbarPlan } from "../ir/plan.js";
 import type { Model } from "../ir/types.js";
 import { targetToJson } from "../target/load.js";
 import type { Target } from "../target/types.js";
-import { byName, globalLayout, stateBuffers } from "./emit-layout.js";
+import { byName, globalLayout, stateLayouts } from "./emit-layout.js";
 import { lowerSection, type EmitContext } from "./emit-section.js";
 import { assembleTiles } from "./emit-tiles.js";
 import { Transfers } from "./emit-transfer.js";
 import { buildImages, planBounds, withPieces } from "./images.js";
 import { MAX_LOCAL_ADDRESS } from "./isa.js";
-import { FORMAT_VERSION, type Program } from "./program.js";
+import type { PluginEmit } from "./emit-plugin.js";
+import { BASE_FORMAT_VERSION, PLUGIN_FORMAT_VERSION, type PluginIdentity, type Program } from "./program.js";
 import { assignCrossbarTiles, piecesByMatmul, placeOps } from "./schedule.js";
 import { InstrStreams } from "./streams.js";
 
 export interface EmitOptions {
   compilerVersion?: string;
+  /** A plugin target: the plugin, the matmuls it computes (emit-plugin.ts) and its identity for the program. */
+  plugin?: PluginEmit & { identity: PluginIdentity };
 }
 
 function checkEmittable(model: Model, plan: CrossbarPlan, target: Target): void {
@@ -60,9 +63,10 @@ export function emitProgram(model: Model, plan: CrossbarPlan, target: Target, op
     transfers: new Transfers(streams),
     placement,
     pieces,
-    states: stateBuffers(model, streams, placement),
+    states: stateLayouts(model, streams, placement, pieces),
     inputs: byName(io.inputs),
     outputs: byName([...io.stepOutputs, ...io.finalOutputs]),
+    ...(opts.plugin ? { plugin: opts.plugin } : {}),
   };
   // `init` stays empty: constants and zeroed state come with the sequence reset.
   const step = lowerSection(ctx, "step", null);
@@ -70,7 +74,7 @@ export function emitProgram(model: Model, plan: CrossbarPlan, target: Target, op
   const tiles = assembleTiles(streams, target);
 
   return {
-    formatVersion: FORMAT_VERSION,
+    formatVersion: opts.plugin ? PLUGIN_FORMAT_VERSION : BASE_FORMAT_VERSION,
     compilerVersion: opts.compilerVersion ?? "unknown",
     modelName: model.name,
     target: targetRecord(target),
@@ -79,5 +83,6 @@ export function emitProgram(model: Model, plan: CrossbarPlan, target: Target, op
     tiles,
     symbols: streams.symbols.names,
     bounds: planBounds(plan),
+    ...(opts.plugin ? { plugin: opts.plugin.identity } : {}),
   };
 }

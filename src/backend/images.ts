@@ -14,32 +14,32 @@ import { maxWeightLevel, type Target } from "../target/types.js";
 import { SECTION_NAMES, type CrossbarImage, type CrossbarPiece, type PlanBounds, type TileProgram } from "./program.js";
 import { IR_SECTIONS, valueKey } from "./schedule.js";
 
-type WeightReader = (i: number, j: number) => number;
-
-/** Reads W[i][j] of a block matrix; rows index their blocks once. */
-function weightReader(op: MatMulOp): WeightReader {
+/** The blocks of each matrix row (indices into blocks, ascending). */
+function blocksByRow(op: MatMulOp): number[][] {
   const byRow: number[][] = Array.from({ length: op.weight.rows }, () => []);
   op.weight.blocks.forEach((b, k) => {
     for (let i = b.row; i < b.row + b.rows && i < op.weight.rows; i++) byRow[i]!.push(k);
   });
-  return (i, j) => {
-    for (const k of byRow[i]!) {
-      const b = op.weight.blocks[k]!;
-      if (j >= b.col && j < b.col + b.cols) return b.data[(i - b.row) * b.cols + (j - b.col)]!;
-    }
-    return 0;
-  };
+  return byRow;
 }
 
-/** Per matmul, computed on first use: its weight reader and nonzero count per column. */
+/** Per matmul, computed on first use: its blocks per row, a column-position scratch and its nonzero count per column. */
 class MatmulWeights {
-  private readonly readers = new Map<MatMulOp, WeightReader>();
+  private readonly rows = new Map<MatMulOp, number[][]>();
+  private readonly positions = new Map<MatMulOp, Int32Array>();
   private readonly nonzeros = new Map<MatMulOp, Int32Array>();
 
-  reader(op: MatMulOp): WeightReader {
-    let W = this.readers.get(op);
-    if (!W) this.readers.set(op, (W = weightReader(op)));
-    return W;
+  blocksByRow(op: MatMulOp): number[][] {
+    let r = this.rows.get(op);
+    if (!r) this.rows.set(op, (r = blocksByRow(op)));
+    return r;
+  }
+
+  /** -1 per matrix column; callers set entries while they use it and restore them to -1. */
+  columnPositions(op: MatMulOp): Int32Array {
+    let p = this.positions.get(op);
+    if (!p) this.positions.set(op, (p = new Int32Array(op.weight.cols).fill(-1)));
+    return p;
   }
 
   nonzerosPerColumn(op: MatMulOp): Int32Array {
@@ -83,7 +83,7 @@ export function buildImages(model: Model, plan: CrossbarPlan, target: Target, ti
         const op = matmuls.get(valueKey(piece.section, piece.op));
         if (!op) fail("semantic", `crossbar plan: piece on crossbar ${xb.id} refers to unknown matmul '${piece.op}' in section ${piece.section}`);
         checkPiece(image, piece, op);
-        if (image.weights.kind === "float") placeFloatPiece(image, image.weights.values, piece, weights.reader(op));
+        if (image.weights.kind === "float") placeFloatPiece(image, image.weights.values, piece, op, weights);
         else placeQuantizedPiece(image, image.weights.levels, piece, op, weights, target);
       }
       return image;
@@ -98,9 +98,50 @@ function checkPiece(image: CrossbarImage, piece: Piece, op: MatMulOp): void {
     fail("semantic", `crossbar plan: a piece of '${op.out}' on crossbar ${image.id} indexes outside the ${op.weight.rows}x${op.weight.cols} weight`);
 }
 
-/** Float numerics: the cells hold the weights themselves; ranges stay unused. */
-function placeFloatPiece(image: CrossbarImage, values: Float32Array, piece: Piece, W: WeightReader): void {
-  piece.inRows.forEach((i, a) => piece.outCols.forEach((j, b) => (values[(piece.rowStart + a) * image.cols + piece.colStart + b] = W(i, j))));
+/**
+ * Calls fn(a, b, w) for every nonzero w = W[inRows[a]][outCols[b]] of the piece, a ascending
+ * (so per column b in ascending a). Walks the stored block entries of the piece's rows within
+ * the piece's column span, never the piece's dense rectangle: an S4D piece is a few percent
+ * nonzero, and looking up every cell of it dominated compile time on large models.
+ * `negativeZeros`: also visit entries -0 (a float image stores the weight's sign bit).
+ */
+function forEachPieceNonzero(op: MatMulOp, piece: Piece, weights: MatmulWeights, fn: (a: number, b: number, w: number) => void, negativeZeros = false): void {
+  const { inRows, outCols } = piece;
+  if (outCols.length === 0) return;
+  const pos = weights.columnPositions(op);
+  const byRow = weights.blocksByRow(op);
+  const blocks = op.weight.blocks;
+  let lo = Infinity;
+  let hi = -1;
+  outCols.forEach((j, b) => {
+    pos[j] = b;
+    if (j < lo) lo = j;
+    if (j > hi) hi = j;
+  });
+  try {
+    inRows.forEach((i, a) => {
+      for (const k of byRow[i]!) {
+        const blk = blocks[k]!;
+        const d = blk.data;
+        const base = (i - blk.row) * blk.cols;
+        const c0 = Math.max(0, lo - blk.col);
+        const c1 = Math.min(blk.cols, hi + 1 - blk.col);
+        for (let c = c0; c < c1; c++) {
+          const w = d[base + c]!;
+          if (w === 0 && !(negativeZeros && 1 / w < 0)) continue;
+          const b = pos[blk.col + c]!;
+          if (b >= 0) fn(a, b, w);
+        }
+      }
+    });
+  } finally {
+    for (const j of outCols) pos[j] = -1;
+  }
+}
+
+/** Float numerics: the cells hold the weights themselves (+0 stays as allocated); ranges stay unused. */
+function placeFloatPiece(image: CrossbarImage, values: Float32Array, piece: Piece, op: MatMulOp, weights: MatmulWeights): void {
+  forEachPieceNonzero(op, piece, weights, (a, b, w) => (values[(piece.rowStart + a) * image.cols + piece.colStart + b] = w), true);
 }
 
 /** Quantized numerics: integer levels, the piece's shared DAC range, per-column scale and ADC range. */
@@ -113,27 +154,27 @@ function placeQuantizedPiece(image: CrossbarImage, levels: Int16Array, piece: Pi
   const pieceIn = Math.max(...inRows.map((i) => q.inRange[i]!));
   if (!(pieceIn > 0 && Number.isFinite(pieceIn))) fail("semantic", `matmul '${op.out}': input range ${pieceIn} is not a positive number`);
   inRows.forEach((_, a) => (image.inRange[piece.rowStart + a] = pieceIn));
-  const W = weights.reader(op);
   const nz = weights.nonzerosPerColumn(op);
-  outCols.forEach((j, b) => {
+  // Per piece column: its nonzeros and sum |W| (added in ascending row order).
+  const pieceNz = new Int32Array(outCols.length);
+  const absSum = new Float64Array(outCols.length);
+  forEachPieceNonzero(op, piece, weights, (a, b, w) => {
+    const i = inRows[a]!;
+    const j = outCols[b]!;
     const cs = q.colScale[j]!;
-    let pieceNz = 0;
-    let absSum = 0;
-    inRows.forEach((i, a) => {
-      const w = W(i, j);
-      if (w === 0) return;
-      pieceNz++;
-      absSum += Math.abs(w);
-      const level = cs === 0 ? Number.NaN : w / cs;
-      const lv = Math.round(level);
-      if (!(Math.abs(level - lv) <= 1e-3)) fail("semantic", `matmul '${op.out}': weight W[${i}][${j}] = ${w} is not an integer multiple of its column scale ${cs}`);
-      if (Math.abs(lv) > limit) fail("semantic", `matmul '${op.out}': weight level ${lv} at W[${i}][${j}] exceeds the allowed ±${limit}`);
-      levels[(piece.rowStart + a) * image.cols + piece.colStart + b] = lv;
-    });
+    pieceNz[b]!++;
+    absSum[b]! += Math.abs(w);
+    const level = cs === 0 ? Number.NaN : w / cs;
+    const lv = Math.round(level);
+    if (!(Math.abs(level - lv) <= 1e-3)) fail("semantic", `matmul '${op.out}': weight W[${i}][${j}] = ${w} is not an integer multiple of its column scale ${cs}`);
+    if (Math.abs(lv) > limit) fail("semantic", `matmul '${op.out}': weight level ${lv} at W[${i}][${j}] exceeds the allowed ±${limit}`);
+    levels[(piece.rowStart + a) * image.cols + piece.colStart + b] = lv;
+  });
+  outCols.forEach((j, b) => {
     const col = piece.colStart + b;
-    image.colScale[col] = cs * pieceIn;
+    image.colScale[col] = q.colScale[j]! * pieceIn;
     const full = q.outRange[j]! > 0 ? q.outRange[j]! : 1;
-    image.outRange[col] = pieceNz === nz[j] || absSum === 0 ? full : pieceIn * absSum;
+    image.outRange[col] = pieceNz[b] === nz[j] || absSum[b] === 0 ? full : pieceIn * absSum[b]!;
   });
 }
 

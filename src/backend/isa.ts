@@ -52,7 +52,25 @@ export type Instr =
   /** Sends local mem[src .. src+len) to tile `peer`, matched with its recv by (this tile, tag). */
   | { op: "send"; peer: number; src: number; len: number; tag: number }
   /** Blocks until the message (peer, tag) arrives, writes it to local mem[dst .. dst+len). */
-  | { op: "recv"; peer: number; dst: number; len: number; tag: number };
+  | { op: "recv"; peer: number; dst: number; len: number; tag: number }
+  | ExtInstr;
+
+/**
+ * An instruction of the program's target plugin (src/target/plugin.ts, docs/TARGETS.md):
+ * `ext` is the plugin's instruction id (0-255). The ISA fixes only the encoding; which of
+ * the fields are local addresses, how many words each reads or writes, what it computes and
+ * how long it takes are the plugin's declaration. `word` is a raw 32-bit immediate.
+ */
+export interface ExtInstr {
+  op: "ext";
+  ext: number;
+  len: number;
+  dst: number;
+  a: number;
+  b: number;
+  c: number;
+  word: number;
+}
 
 export type Opcode = Instr["op"];
 
@@ -76,6 +94,7 @@ export const OPCODES: Readonly<Record<Opcode, number>> = {
   store: 0x31,
   send: 0x40,
   recv: 0x41,
+  ext: 0x50,
 };
 
 const OPCODE_NAMES: ReadonlyMap<number, Opcode> = new Map(Object.entries(OPCODES).map(([k, v]) => [v, k as Opcode]));
@@ -160,6 +179,14 @@ export function encodeInstr(ins: Instr, out: Uint32Array, offset: number): void 
       w1 = pack16(ins.dst, ins.peer);
       w2 = pack16(ins.tag, 0);
       break;
+    case "ext":
+      // The plugin's instruction id travels in the flags byte.
+      flags = ins.ext & 0xff;
+      a = ins.len;
+      w1 = pack16(ins.dst, ins.a);
+      w2 = pack16(ins.b, ins.c);
+      w3 = ins.word >>> 0;
+      break;
   }
   out[offset] = (OPCODES[ins.op] | (flags << 8) | ((a & 0xffff) << 16)) >>> 0;
   out[offset + 1] = w1;
@@ -184,7 +211,7 @@ export function decodeInstr(words: Uint32Array, offset: number): DecodeResult {
   const E = w2 >>> 16;
   const op = OPCODE_NAMES.get(code);
   if (op === undefined) return { ok: false, error: `unknown opcode 0x${code.toString(16).padStart(2, "0")}` };
-  if (op !== "mvm" && flags !== 0) return { ok: false, error: `${op} has no flags, found 0x${flags.toString(16)}` };
+  if (op !== "mvm" && op !== "ext" && flags !== 0) return { ok: false, error: `${op} has no flags, found 0x${flags.toString(16)}` };
   if (op === "mvm" && (flags & ~FLAG_ACC) !== 0) return { ok: false, error: `mvm has unknown flags 0x${flags.toString(16)}` };
   switch (op) {
     case "mvm":
@@ -214,6 +241,8 @@ export function decodeInstr(words: Uint32Array, offset: number): DecodeResult {
       return { ok: true, instr: { op, len: A, src: B, peer: C, tag: D } };
     case "recv":
       return { ok: true, instr: { op, len: A, dst: B, peer: C, tag: D } };
+    case "ext":
+      return { ok: true, instr: { op, ext: flags, len: A, dst: B, a: C, b: D, c: E, word: w3 } };
   }
 }
 
@@ -223,8 +252,12 @@ export function fieldRangeError(ins: Instr): string | null {
     Number.isInteger(v) && v >= 0 && v <= 0xffff ? null : `${ins.op}: field ${name}=${v} does not fit 16 bits`;
   for (const [k, v] of Object.entries(ins)) {
     if (k === "op" || k === "acc" || k === "imm") continue;
-    if (k === "global") {
-      if (!(Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff)) return `${ins.op}: field global=${v} does not fit 32 bits`;
+    if (k === "ext") {
+      if (!(Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xff)) return `ext: instruction id ${v} does not fit 8 bits`;
+      continue;
+    }
+    if (k === "global" || k === "word") {
+      if (!(Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff)) return `${ins.op}: field ${k}=${v} does not fit 32 bits`;
       continue;
     }
     const e = check16(k, v as number);

@@ -15,7 +15,16 @@
 import type { MatrixBound, Piece } from "../ir/plan.js";
 import type { Instr } from "./isa.js";
 
-export const FORMAT_VERSION = 1;
+/**
+ * The newest format this imssa reads and writes. Format 2 adds the plugin record
+ * (Program.plugin) and the `ext` opcode; a program without a plugin is still written as
+ * format 1, byte-compatible with older readers, so only plugin programs need a new imssa.
+ */
+export const FORMAT_VERSION = 2;
+/** The format of programs that use a target plugin. */
+export const PLUGIN_FORMAT_VERSION = 2;
+/** The format of programs without a plugin (unchanged since format 1). */
+export const BASE_FORMAT_VERSION = 1;
 export const FILE_IDENTIFIER = "IMSA";
 
 export type SectionName = "init" | "step" | "final";
@@ -104,4 +113,26 @@ export interface Program {
   symbols: string[];
   /** Packing figures of the crossbar plan; absent in programs of older compilers. */
   bounds?: PlanBounds;
+  /**
+   * The target plugin the program needs (its `ext` instructions run the plugin's semantics):
+   * absent for programs of plain JSON targets. Present only in format >= 2.
+   */
+  plugin?: PluginIdentity;
+}
+
+/** Which plugin module a program was compiled with, exactly (src/target/plugin.ts). */
+export interface PluginIdentity {
+  /** The plugin's declared name and version. */
+  name: string;
+  version: string;
+  /** sha256 (hex) of the module file's bytes: a program refuses to run with any other file. */
+  sha256: string;
+  /**
+   * Where the module was at compile time: a path relative to the working directory of the
+   * compiler when it was below it (posix separators), else absolute. A hint for finding the
+   * module at run time; the sha256 decides whether a file is the right one.
+   */
+  file: string;
+  /** The plugin's instructions the program may use: id -> mnemonic (for disassembly and checks). */
+  instructions: { id: number; mnemonic: string }[];
 }

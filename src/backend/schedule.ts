@@ -7,7 +7,7 @@
 
 import { fail } from "../common/errors.js";
 import type { CrossbarPlan, Piece } from "../ir/plan.js";
-import type { Model, Op } from "../ir/types.js";
+import type { MatMulOp, Model, Op } from "../ir/types.js";
 import type { Target } from "../target/types.js";
 
 export type IrSection = "step" | "final";
@@ -28,9 +28,47 @@ export interface PlacedPiece {
 }
 
 /**
- * Crossbar id -> tile. Crossbars are grouped by the matmul of their first piece, groups in
- * program order; a group that fits in one tile never straddles two, unless the tile count
- * forces dense packing.
+ * Clusters of crossbars that must talk to each other every step: two crossbars are linked
+ * when they hold pieces of the same matmul that share an output column (partial sums to
+ * add) or an input row (the same input words). Independent channel groups of a recurrence
+ * (src/backend/regroup.ts) form separate clusters; a dense matmul is one cluster.
+ * Returns the crossbar ids of each cluster, clusters in the order of their first crossbar.
+ */
+export function crossbarClusters(plan: CrossbarPlan): number[][] {
+  const ids = plan.crossbars.map((xb) => xb.id);
+  const parent = new Map(ids.map((id) => [id, id]));
+  const find = (x: number): number => {
+    while (parent.get(x) !== x) {
+      const up = parent.get(parent.get(x)!)!;
+      parent.set(x, up);
+      x = up;
+    }
+    return x;
+  };
+  const owner = new Map<string, number>();
+  const link = (key: string, id: number): void => {
+    const other = owner.get(key);
+    if (other === undefined) owner.set(key, id);
+    else parent.set(find(id), find(other));
+  };
+  for (const xb of plan.crossbars)
+    for (const p of xb.pieces) {
+      const m = `${p.section}:${p.op}`;
+      for (const j of p.outCols) link(`${m}|c${j}`, xb.id);
+      for (const i of p.inRows) link(`${m}|r${i}`, xb.id);
+    }
+  const clusters = new Map<number, number[]>();
+  for (const id of ids) {
+    const root = find(id);
+    clusters.set(root, [...(clusters.get(root) ?? []), id]);
+  }
+  return [...clusters.values()];
+}
+
+/**
+ * Crossbar id -> tile. Crossbars are grouped in clusters (crossbarClusters), clusters in
+ * program order of their first matmul; a cluster that fits in one tile never straddles
+ * two, unless the tile count forces dense packing.
  */
 export function assignCrossbarTiles(plan: CrossbarPlan, model: Model, target: Target): Map<number, number> {
   const perTile = target.tiles.crossbarsPerTile;
@@ -40,36 +78,39 @@ export function assignCrossbarTiles(plan: CrossbarPlan, model: Model, target: Ta
 
   const order = new Map<string, number>();
   for (const s of IR_SECTIONS) model.sections[s].forEach((op) => order.set(valueKey(s, op.out), order.size));
-  const groups = new Map<number, number[]>();
-  for (const xb of plan.crossbars) {
-    const first = xb.pieces[0];
-    const rank = first ? (order.get(valueKey(first.section, first.op)) ?? Number.MAX_SAFE_INTEGER) : Number.MAX_SAFE_INTEGER;
-    groups.set(rank, [...(groups.get(rank) ?? []), xb.id]);
-  }
-  const ranks = [...groups.keys()].sort((a, b) => a - b);
+  const byId = new Map(plan.crossbars.map((xb) => [xb.id, xb]));
+  const rankOf = (id: number): number => {
+    const first = byId.get(id)!.pieces[0];
+    return first ? (order.get(valueKey(first.section, first.op)) ?? Number.MAX_SAFE_INTEGER) : Number.MAX_SAFE_INTEGER;
+  };
+  const clusters = crossbarClusters(plan)
+    .map((ids, k) => ({ ids, rank: Math.min(...ids.map(rankOf)), k }))
+    .sort((a, b) => a.rank - b.rank || a.k - b.k);
 
+  // First fit: a cluster that fits goes to the first open tile with room for all of it, or
+  // opens a tile. When the unopened tiles cannot take what is left, a cluster fills the free
+  // slots in tile order instead (dense packing, it may straddle tiles).
   const tileOf = new Map<number, number>();
-  let tile = 0;
-  let used = 0;
+  const used: number[] = [];
   let remaining = plan.crossbars.length;
-  for (const rank of ranks) {
-    const ids = groups.get(rank)!;
-    const fitsFresh = ids.length <= perTile && used + ids.length > perTile && used > 0;
-    // Skipping the rest of a tile wastes its free slots; only do it while the tiles left can take everything.
-    const tilesLeftAfterSkip = maxTiles - (tile + 1);
-    if (fitsFresh && tilesLeftAfterSkip * perTile >= remaining) {
-      tile++;
-      used = 0;
+  const put = (id: number, tile: number): void => {
+    if (tileOf.has(id)) fail("semantic", `the crossbar plan lists crossbar ${id} twice`);
+    while (used.length <= tile) used.push(0);
+    tileOf.set(id, tile);
+    used[tile]!++;
+    remaining--;
+  };
+  for (const { ids } of clusters) {
+    const unopened = (maxTiles - used.length) * perTile;
+    const fit = ids.length <= perTile && remaining <= unopened ? used.findIndex((n) => n + ids.length <= perTile) : -1;
+    if (ids.length <= perTile && remaining <= unopened) {
+      const tile = fit >= 0 ? fit : used.length;
+      for (const id of ids) put(id, tile);
+      continue;
     }
     for (const id of ids) {
-      if (used === perTile) {
-        tile++;
-        used = 0;
-      }
-      if (tileOf.has(id)) fail("semantic", `the crossbar plan lists crossbar ${id} twice`);
-      tileOf.set(id, tile);
-      used++;
-      remaining--;
+      const free = used.findIndex((n) => n < perTile);
+      put(id, free >= 0 ? free : used.length);
     }
   }
   return tileOf;
@@ -131,6 +172,8 @@ export function placeOps(model: Model, pieces: Map<string, PlacedPiece[]>): Plac
 
   const run = (): Map<string, number> => {
     const opTile = new Map<string, number>();
+    /** Position of each placed value in section order (step before final). */
+    const defined = new Map<string, number>();
     let last = 0;
     for (const section of IR_SECTIONS) {
       const tileOfValue = (name: string): number | undefined => {
@@ -142,11 +185,24 @@ export function placeOps(model: Model, pieces: Map<string, PlacedPiece[]>): Plac
         let tile: number | undefined;
         if (op.op === "matmul") tile = matmulHome(pieces.get(valueKey(section, op.out)) ?? []) ?? undefined;
         else if (op.op === "state_read" || op.op === "state_write") tile = stateTile.get(op.state);
+        // A two-operand vector op runs where its operand computed last is (a residual add
+        // where the block's output is, not where the skip value is): the tile that computed
+        // the earlier operand then need not wait for the later one, so its stream can go on
+        // with the next step while this one finishes (steps overlap, docs/TIMING.md).
+        if (tile === undefined && (op.op === "add" || op.op === "mul")) {
+          let latest = -1;
+          for (const x of operandsOf(op)) {
+            const t = tileOfValue(x);
+            const at = defined.get(valueKey(section, x)) ?? defined.get(valueKey("step", x)) ?? -1;
+            if (t !== undefined && (tile === undefined || at > latest)) [tile, latest] = [t, at];
+          }
+        }
         if (tile === undefined) for (const x of operandsOf(op)) if ((tile = tileOfValue(x)) !== undefined) break;
         // Ops with no placed operand (e.g. reading only model inputs) stay where the last op ran.
         if (tile === undefined) tile = op.op === "state_read" ? undefined : last;
         if (tile === undefined) continue;
         opTile.set(valueKey(section, op.out), tile);
+        defined.set(valueKey(section, op.out), defined.size);
         last = tile;
       }
     }
@@ -166,4 +222,33 @@ export function placeOps(model: Model, pieces: Map<string, PlacedPiece[]>): Plac
   for (const s of model.state) if (!stateTile.has(s.name)) stateTile.set(s.name, 0);
   const opTile = run();
   return { opTile, stateTile };
+}
+
+/**
+ * For a recurrence matmul (S4D origin) whose output columns each live on exactly one tile:
+ * that tile per column. Such a matmul leaves its result distributed (each tile finishes
+ * its own columns, no partial sums travel) and the state it feeds is stored where its
+ * words are computed. Null for any other matmul (its result is gathered on its home tile).
+ */
+export function columnOwners(op: MatMulOp, pieces: readonly PlacedPiece[]): Int32Array | null {
+  if (op.origin !== "s4d") return null;
+  const owner = new Int32Array(op.weight.cols).fill(-1);
+  const tiles = new Set<number>();
+  for (const { tile, piece } of pieces) {
+    if (piece.inRows.length === 0) continue;
+    tiles.add(tile);
+    for (const j of piece.outCols) {
+      if (owner[j] !== -1 && owner[j] !== tile) return null;
+      owner[j] = tile;
+    }
+  }
+  if (tiles.size < 2) return null;
+  // Columns without weights (bias or zero only) go to the tile of their nearest column to
+  // the left (or, at the start, the first owned column).
+  let last = owner.find((t) => t !== -1)!;
+  for (let j = 0; j < owner.length; j++) {
+    if (owner[j] === -1) owner[j] = last;
+    else last = owner[j]!;
+  }
+  return owner;
 }

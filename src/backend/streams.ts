@@ -108,6 +108,16 @@ export class InstrStreams {
     return this.zeroBlocks[b.tile] === b;
   }
 
+  /**
+   * Extends `buf`'s life to the last instruction emitted on its tile so far. The allocator
+   * reuses words by instruction position; an input of one of several MVMs issued back to
+   * back is read until that MVM ends, so its words must not go to a later MVM's output
+   * (that would serialize the crossbars on a write-after-read hazard).
+   */
+  keepAlive(buf: Buffer): void {
+    buf.last = Math.max(buf.last, this.nextPosition[buf.tile]! - 1);
+  }
+
   /** Appends `ins` to `tile`'s stream; `refs` name the address fields to patch. */
   emit(tile: number, ins: Instr, refs: Record<string, Ref>): void {
     this.ensureTile(tile);

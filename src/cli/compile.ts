@@ -11,9 +11,11 @@ import { writeFileAtomic } from "../common/files.js";
 import { modelToJson } from "../ir/json.js";
 import { compile, COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from "../pipeline.js";
 import { emitQatConfig } from "../qat/index.js";
-import { listTargets, loadTarget } from "../target/load.js";
+import { listTargets } from "../target/load.js";
+import { loadTargetWithPlugin } from "../target/plugin.js";
 import { formatSummary, summarize } from "../summary.js";
 import { compareTargets, formatComparison } from "../compare.js";
+import { formatExplanation, mappingCost } from "../cost/explain.js";
 
 const EMITS = ["xbin", "ir", "lowered-ir", "quantized-ir", "asm", "qat-config"] as const;
 type Emit = (typeof EMITS)[number];
@@ -28,7 +30,11 @@ interface Options {
   listTargets?: boolean;
   compare?: string;
   debug?: boolean;
+  groupChannels?: boolean;
+  explain?: boolean;
   state?: string[];
+  /** commander's negation of --no-state-scaling: false when the flag is given. */
+  stateScaling?: boolean;
 }
 
 function defaultOutput(model: string, emit: Emit): string {
@@ -50,6 +56,9 @@ async function main(argv: string[]): Promise<void> {
     .option("--list-targets", "list the shipped targets and exit")
     .option("--compare <targets>", "compile for several targets (comma-separated names or files) and print crossbars, utilization, cycles and energy per step side by side")
     .option("--state <IN:OUT>", "ONNX step graphs: pair a state input with its output (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--no-state-scaling", "keep every S4D state unscaled (default: per-mode power-of-two state scaling before quantization, docs/QUANTIZATION.md)")
+    .option("--explain", "print the schedule's cost: step cycles and lower bounds of each candidate mapping, and which one is used (docs/SCHEDULE.md)")
+    .option("--no-group-channels", "pack S4D channels with the plain packer instead of per-tile channel groups (docs/SCHEDULE.md)")
     .option("--debug", "show stack traces for internal errors")
     .showHelpAfterError();
   cmd.parse(argv);
@@ -64,7 +73,7 @@ async function main(argv: string[]): Promise<void> {
 
   const model = loadModel(modelFile, { state: parseStatePairs(opts.state ?? []) });
   if (opts.compare !== undefined) {
-    const targets = opts.compare.split(",").filter((t) => t !== "").map((t) => loadTarget(t));
+    const targets = await Promise.all(opts.compare.split(",").filter((t) => t !== "").map((t) => loadTargetWithPlugin(t)));
     if (targets.length === 0) fail("usage", "--compare needs at least one target name or file");
     process.stdout.write(formatComparison(compareTargets(model, targets)));
     return;
@@ -74,9 +83,18 @@ async function main(argv: string[]): Promise<void> {
     writeText(modelToJson(model), opts.output);
     return;
   }
-  const target = loadTarget(opts.target);
+  const { target, plugin } = await loadTargetWithPlugin(opts.target);
+  if (plugin !== null && emit === "qat-config")
+    fail("unsupported", `--emit qat-config describes crossbar numerics only; target "${target.name}" computes parts of the model in its plugin (${target.plugin}), which QAT does not model`, { file: target.source.file });
   const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
-  const result = compile(model, target, { calibration, sourceName: modelFile });
+  const compileOpts = { calibration, sourceName: modelFile, plugin, stateScaling: opts.stateScaling !== false };
+  const result = compile(model, target, { ...compileOpts, groupChannels: opts.groupChannels !== false });
+  if (opts.explain) {
+    const chosen = opts.groupChannels !== false ? "channel groups" : "plain";
+    const other = compile(model, target, { ...compileOpts, groupChannels: opts.groupChannels === false });
+    const costs = [mappingCost(chosen, result, target), mappingCost(chosen === "plain" ? "channel groups" : "plain", other, target)];
+    process.stderr.write(formatExplanation(result, costs, chosen, target));
+  }
 
   const summary = summarize(result, target);
   if (!opts.quiet) process.stderr.write(formatSummary(summary));

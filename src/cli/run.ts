@@ -5,14 +5,15 @@ import { isEntryPoint, runMain } from "./main.js";
 import { Command } from "commander";
 import { readProgramFile } from "../backend/container.js";
 import { fail } from "../common/errors.js";
-import { writeFileAtomic } from "../common/files.js";
-import { readFloatNpy, writeNpy } from "../common/npy.js";
+import { writeFilesAtomic, type OutputFile } from "../common/files.js";
+import { encodeNpy, readFloatNpy } from "../common/npy.js";
 import { formatReport } from "../interp/report.js";
 import { runProgram } from "../interp/run.js";
 import { traceFile } from "../interp/trace.js";
 import { parseNoiseArg, parseSeed } from "../noise/parse.js";
 import type { NoiseConfig } from "../noise/spec.js";
 import { targetFromJson } from "../target/load.js";
+import { pluginForProgram } from "../target/plugin.js";
 
 interface Options {
   input?: string;
@@ -24,6 +25,8 @@ interface Options {
   noise?: string | true;
   seed?: string;
   readSeed?: string;
+  plugin?: string;
+  target?: string;
   debug?: boolean;
 }
 
@@ -45,6 +48,12 @@ Report and trace:
   https://ui.perfetto.dev): the first sequence's init, first step and final, one process per
   tile, one thread per unit, time in microseconds at the target clock.
   The timing and energy model is described in docs/TIMING.md.
+
+Plugin targets (docs/TARGETS.md):
+  A program compiled for a target with a plugin runs only with exactly that plugin module
+  (same name, version and sha256). It is looked up at the path the program recorded at
+  compile time (relative to the working directory then), or given with --plugin FILE, or
+  as the plugin of --target TARGET.json.
 
 Device noise (docs/NOISE.md):
   Without --noise the crossbars compute exactly (the noise configured in the target is not
@@ -80,6 +89,8 @@ export async function main(argv: string[]): Promise<void> {
     .option("--noise [spec]", 'simulate device noise: "target" (default), "off" or key=value overrides (see below)')
     .option("--seed <n>", "chip seed of the noise simulation (default 0)")
     .option("--read-seed <n>", "seed of the per-MVM read/output noise (default: --seed)")
+    .option("--plugin <module.mjs>", "target plugin module of a plugin program (default: the path it recorded)")
+    .option("--target <target.json>", "plugin programs: take the plugin named by this target file")
     .option("--debug", "show stack traces for internal errors")
     .addHelpText("after", HELP_AFTER)
     .showHelpAfterError();
@@ -89,7 +100,9 @@ export async function main(argv: string[]): Promise<void> {
   if (opts.input === undefined) fail("usage", "missing --input <x.npy> (try --help)");
 
   if (opts.noise === undefined && (opts.seed !== undefined || opts.readSeed !== undefined)) fail("usage", "--seed and --read-seed need --noise");
+  if (opts.plugin !== undefined && opts.target !== undefined) fail("usage", "give either --plugin or --target, not both");
   const program = readProgramFile(programFile);
+  const plugin = await pluginForProgram(program, programFile, { ...(opts.plugin !== undefined ? { plugin: opts.plugin } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) });
   let noise: NoiseConfig | undefined;
   if (opts.noise !== undefined) {
     // The program embeds the target it was compiled for; its noise section is the base.
@@ -110,22 +123,24 @@ export async function main(argv: string[]): Promise<void> {
   const finalFile = hasFinal ? (opts.finalOutput ?? (opts.output === undefined ? undefined : hasStep ? defaultFinalOutput(opts.output) : opts.output)) : undefined;
   if (opts.output !== undefined && !hasStep && !hasFinal) fail("usage", "--output given but the program has no outputs");
 
-  const result = runProgram(program, x.data, shape, { trace: opts.trace !== undefined, file: programFile, inputFile: opts.input, noise });
+  const result = runProgram(program, x.data, shape, { trace: opts.trace !== undefined, file: programFile, inputFile: opts.input, noise, plugin });
 
-  // Everything is computed; only now touch the file system.
+  // Everything is computed; only now touch the file system, all outputs or none.
+  const outputs: OutputFile[] = [];
   if (stepFile !== undefined && result.step) {
     const [B, T, d] = result.stepShape!;
-    writeNpy(stepFile, rank === 3 ? [B, T, d] : [T, d], result.step);
+    outputs.push({ file: stepFile, data: encodeNpy(rank === 3 ? [B, T, d] : [T, d], result.step) });
   }
   if (finalFile !== undefined && result.final) {
     const [B, d] = result.finalShape!;
-    writeNpy(finalFile, rank === 3 ? [B, d] : [d], result.final);
+    outputs.push({ file: finalFile, data: encodeNpy(rank === 3 ? [B, d] : [d], result.final) });
   }
-  if (opts.reportJson !== undefined) writeFileAtomic(opts.reportJson, `${JSON.stringify(result.report, null, 2)}\n`);
+  if (opts.reportJson !== undefined) outputs.push({ file: opts.reportJson, data: `${JSON.stringify(result.report, null, 2)}\n` });
   if (opts.trace !== undefined && result.trace) {
     const r = result.report;
-    writeFileAtomic(opts.trace, JSON.stringify(traceFile(result.trace, { model: r.model, target: r.target, clockHz: r.clockHz, program: programFile })));
+    outputs.push({ file: opts.trace, data: JSON.stringify(traceFile(result.trace, { model: r.model, target: r.target, clockHz: r.clockHz, program: programFile })) });
   }
+  writeFilesAtomic(outputs);
   if (opts.report) process.stdout.write(formatReport(result.report));
 }
 

@@ -8,7 +8,7 @@ import { extname } from "node:path";
 import { readProgramFile } from "../backend/container.js";
 import type { Program } from "../backend/program.js";
 import { fail } from "../common/errors.js";
-import { writeFileAtomic } from "../common/files.js";
+import { writeFilesAtomic, type OutputFile } from "../common/files.js";
 import { readFloatNpy, readNpy } from "../common/npy.js";
 import { parseNoiseArg, parseSeed } from "../noise/parse.js";
 import { compile, loadModel, readCalibration } from "../pipeline.js";
@@ -134,9 +134,11 @@ export async function main(argv: string[]): Promise<void> {
   bar.finish();
 
   // Everything is computed; only now touch the file system.
+  const outputs: OutputFile[] = [];
+  if (opts.output !== undefined) outputs.push({ file: opts.output, data: outFormat === ".json" ? tableJson(table) : tableCsv(table) });
+  if (opts.plot !== undefined) outputs.push({ file: opts.plot, data: sweepSvg(table) });
+  writeFilesAtomic(outputs);
   if (opts.output === undefined) process.stdout.write(tableCsv(table));
-  else writeFileAtomic(opts.output, outFormat === ".json" ? tableJson(table) : tableCsv(table));
-  if (opts.plot !== undefined) writeFileAtomic(opts.plot, sweepSvg(table));
   if (opts.output !== undefined && !opts.quiet) process.stderr.write(tableText(table));
 }
 

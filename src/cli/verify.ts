@@ -8,7 +8,7 @@ import { fail } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { readFloatNpy } from "../common/npy.js";
 import { COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from "../pipeline.js";
-import { loadTarget } from "../target/load.js";
+import { loadTargetWithPlugin } from "../target/plugin.js";
 import { formatVerify, verifyModel } from "../verify/index.js";
 
 export const EXIT_VERIFY_FAILED = 3;
@@ -49,10 +49,10 @@ async function main(argv: string[]): Promise<void> {
     if (!Number.isFinite(tolerance) || tolerance < 0) fail("usage", `--tolerance must be a non-negative number, found '${opts.tolerance}'`);
   }
   const model = loadModel(modelFile, { state: parseStatePairs(opts.state ?? []) });
-  const target = loadTarget(opts.target);
+  const { target, plugin } = await loadTargetWithPlugin(opts.target);
   const { shape, data } = readFloatNpy(opts.input!);
   const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
-  const result = verifyModel(model, target, data, shape, { calibration, tolerance, inputFile: opts.input! });
+  const result = verifyModel(model, target, data, shape, { calibration, tolerance, inputFile: opts.input!, plugin });
   process.stdout.write(formatVerify(result, model.name, target.name));
   if (opts.json) {
     const { compiled: _compiled, ...rest } = result;

@@ -10,6 +10,7 @@
 import { endianness } from "node:os";
 import { UserError } from "./errors.js";
 import { readBytes, writeFileAtomic } from "./files.js";
+import { checkElements, limits } from "./limits.js";
 
 export type NpyDtype = "<f4" | "<f8" | "|i1" | "|u1" | "|b1" | "<i2" | "<u2" | "<i4" | "<u4" | "<i8" | "<u8";
 
@@ -70,6 +71,8 @@ type PyValue = string | number | boolean | null | PyValue[] | Map<string, PyValu
 /** Parses the subset of Python literals NumPy headers use: dicts, tuples, lists, str, int, bool, None. */
 class PyLiteralParser {
   private pos = 0;
+  /** Nesting of the value being parsed; bounded so "((((..." cannot overflow the stack. */
+  private depth = 0;
   constructor(
     private readonly text: string,
     private readonly bad: (message: string) => never,
@@ -98,9 +101,15 @@ class PyLiteralParser {
 
   private value(): PyValue {
     const c = this.peek();
-    if (c === "{") return this.dict();
-    if (c === "(") return this.sequence("(", ")");
-    if (c === "[") return this.sequence("[", "]");
+    if (c === "{" || c === "(" || c === "[") {
+      if (this.depth >= limits().maxNesting) this.bad(`the header nests deeper than ${limits().maxNesting} levels`);
+      this.depth++;
+      try {
+        return c === "{" ? this.dict() : c === "(" ? this.sequence("(", ")") : this.sequence("[", "]");
+      } finally {
+        this.depth--;
+      }
+    }
     if (c === "'" || c === '"') return this.string();
     const m = /^(-?\d+)L?|^(True|False|None)\b/.exec(this.text.slice(this.pos));
     if (!m) this.bad(`unexpected ${c ? `"${c}"` : "end"} at header offset ${this.pos}`);
@@ -240,7 +249,8 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   const dict = new PyLiteralParser(headerText, (m) => fail(m, "header")).parseAll();
   const { info, fortranOrder, shape } = interpretHeader(dict, fail);
 
-  const count = shape.reduce((a, b) => a * b, 1);
+  // Before anything is allocated: a header may declare any shape.
+  const count = checkElements(shape, "the array", { file, path: "header.shape" });
   const nbytes = count * info.size;
   const available = bytes.length - dataStart;
   if (available < nbytes) {

@@ -8,6 +8,7 @@
 
 import { UserError } from "../common/errors.js";
 import { readBytes, writeFileAtomic } from "../common/files.js";
+import { checkElements } from "../common/limits.js";
 
 export interface SafeTensor {
   dtype: string;
@@ -102,6 +103,7 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): SafetensorsC
       throw formatError(file, `"data_offsets" must be [begin, end] with non-negative integers, found ${JSON.stringify(offsets)}`, name);
     }
     const [begin, end] = offsets as [number, number];
+    checkElements(shape as number[], `tensor "${name}"`, { file });
     if (begin > end) throw formatError(file, `data_offsets [${begin}, ${end}] has begin after end`, name);
     if (end > dataLen) throw formatError(file, `data_offsets [${begin}, ${end}] reach past the end of the ${dataLen}-byte data buffer`, name);
     const count = (shape as number[]).reduce((a, b) => a * b, 1);

@@ -64,5 +64,8 @@ export function accessOf(ins: Instr): Access {
       return { reads: [{ field: "src", addr: ins.src, len: ins.len }], write: null, global: null };
     case "recv":
       return { reads: [], write: { field: "dst", addr: ins.dst, len: ins.len }, global: null };
+    case "ext":
+      // What an ext instruction touches is the target plugin's declaration, not the ISA's.
+      throw new Error("internal error: accesses of ext instructions come from the target plugin (src/target/plugin-runtime.ts)");
   }
 }

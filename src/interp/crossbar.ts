@@ -40,6 +40,17 @@ export function roundHalfAway(x: number): number {
   return x < 0 ? -Math.round(-x) : Math.round(x);
 }
 
+/**
+ * clamp(roundHalfAway(t), -M, M) for an integer M > 0, bit for bit for every t including
+ * +-0, NaN and infinities: |t| rounded half up is t rounded half away from zero, and
+ * multiplying by sign(t) restores the sign, also of a zero result (0 * -1 = -0, 0 * -0 = -0).
+ * Branch-free on the sign: the straightforward form mispredicts on mixed signs and costs
+ * about twice as much per converted word.
+ */
+export function roundClamp(t: number, M: number): number {
+  return Math.min(M, Math.round(Math.abs(t))) * Math.sign(t);
+}
+
 export interface CrossbarModel {
   readonly image: CrossbarImage;
   /**
@@ -50,10 +61,76 @@ export interface CrossbarModel {
   mvm(mem: Memory, w: MvmWindow, round: (x: number) => number): number;
 }
 
+/**
+ * The nonzero cells of a row-major weight array, column by column in ascending row order
+ * (compressed sparse columns). A noise-free MVM may skip zero cells exactly: the quantized
+ * sums are integers far below 2^53 (order and omitted zero terms cannot change them), and a
+ * float column sum adds the same nonzero terms in the same ascending row order as the dense
+ * loop (see FloatCrossbar). Column-wise, each sum stays in a register instead of being
+ * scattered to memory once per cell.
+ */
+export interface SparseCols {
+  /** Cells of column j: indices colPtr[j] .. colPtr[j+1]. */
+  colPtr: Int32Array;
+  row: Int32Array;
+  val: Float64Array;
+}
+
+/**
+ * Above this fraction of nonzero cells the dense row loop is faster than the indexed one
+ * (a sparse cell costs an index load and a gathered load, a dense one neither).
+ */
+const SPARSE_MAX_DENSITY = 0.3;
+
+/** The sparse columns of `values` (rows x cols, row-major), or null when it is too dense to pay off. */
+export function sparseCols(values: ArrayLike<number>, rows: number, cols: number): SparseCols | null {
+  let nnz = 0;
+  for (let i = 0; i < rows * cols; i++) if (values[i] !== 0) nnz++;
+  if (nnz > SPARSE_MAX_DENSITY * rows * cols) return null;
+  const colPtr = new Int32Array(cols + 1);
+  const row = new Int32Array(nnz);
+  const val = new Float64Array(nnz);
+  let k = 0;
+  for (let j = 0; j < cols; j++) {
+    colPtr[j] = k;
+    for (let r = 0; r < rows; r++) {
+      const v = values[r * cols + j]!;
+      if (v !== 0) {
+        row[k] = r;
+        val[k++] = v;
+      }
+    }
+  }
+  colPtr[cols] = k;
+  return { colPtr, row, val };
+}
+
+/**
+ * sums[j] = sum over the window's nonzero cells of column colStart + j of
+ * xs[r - rowStart] * W[r][colStart + j], rows ascending; writes all `cols` sums.
+ */
+function sparseWindowSums(sp: SparseCols, xs: Float64Array, rowStart: number, rows: number, colStart: number, cols: number, fullHeight: boolean, sums: Float64Array): void {
+  const { colPtr, row, val } = sp;
+  for (let j = 0; j < cols; j++) {
+    const end = colPtr[colStart + j + 1]!;
+    let s = 0;
+    if (fullHeight) {
+      for (let k = colPtr[colStart + j]!; k < end; k++) s += xs[row[k]!]! * val[k]!;
+    } else {
+      for (let k = colPtr[colStart + j]!; k < end; k++) {
+        const r = row[k]! - rowStart;
+        if (r >= 0 && r < rows) s += xs[r]! * val[k]!;
+      }
+    }
+    sums[j] = s;
+  }
+}
+
 class QuantizedCrossbar implements CrossbarModel {
   private readonly dacMax: number;
   private readonly adcMax: number;
   private readonly levels: Int16Array;
+  private readonly sparse: SparseCols | null;
   private readonly codes: Float64Array;
   private readonly sums: Float64Array;
 
@@ -64,6 +141,7 @@ class QuantizedCrossbar implements CrossbarModel {
   ) {
     if (image.weights.kind !== "levels") throw new Error(`internal error: crossbar ${image.id} has float weights on a quantized target`);
     this.levels = image.weights.levels;
+    this.sparse = sparseCols(this.levels, image.rows, image.cols);
     this.dacMax = 2 ** (dacBits - 1) - 1;
     this.adcMax = 2 ** (adcBits - 1) - 1;
     this.codes = new Float64Array(image.rows);
@@ -78,18 +156,26 @@ class QuantizedCrossbar implements CrossbarModel {
     const D = this.dacMax;
     const Q = this.adcMax;
     const codes = this.codes;
+    let nan = false;
     for (let r = 0; r < rows; r++) {
-      const c = roundHalfAway((mem[src + r]! / inRange[rowStart + r]!) * D);
-      codes[r] = c > D ? D : c < -D ? -D : c;
+      const c = roundClamp((mem[src + r]! / inRange[rowStart + r]!) * D, D);
+      codes[r] = c;
+      if (c !== c) nan = true;
     }
     const sums = this.sums;
-    sums.fill(0, 0, cols);
-    const lv = this.levels;
-    for (let r = 0; r < rows; r++) {
-      const c = codes[r]!;
-      if (c === 0) continue; // idle rows draw no current; also the common case for sparse inputs
-      const base = (rowStart + r) * stride + colStart;
-      for (let j = 0; j < cols; j++) sums[j] += c * lv[base + j]!;
+    // A NaN input (codes clamp infinities) turns every column NaN through its zero cells
+    // (NaN * 0): then only the dense loop gives the same sums.
+    if (this.sparse !== null && !nan) {
+      sparseWindowSums(this.sparse, codes, rowStart, rows, colStart, cols, rowStart === 0 && rows === this.image.rows, sums);
+    } else {
+      sums.fill(0, 0, cols);
+      const lv = this.levels;
+      for (let r = 0; r < rows; r++) {
+        const c = codes[r]!;
+        if (c === 0) continue; // idle rows draw no current; also the common case for sparse inputs
+        const base = (rowStart + r) * stride + colStart;
+        for (let j = 0; j < cols; j++) sums[j] += c * lv[base + j]!;
+      }
     }
     let saturations = 0;
     for (let j = 0; j < cols; j++) {
@@ -97,9 +183,10 @@ class QuantizedCrossbar implements CrossbarModel {
       const v = (sums[j]! * colScale[col]!) / D;
       const range = outRange[col]!;
       if (Math.abs(v) > range) saturations++;
-      const q = roundHalfAway((v / range) * Q);
-      const y = ((q > Q ? Q : q < -Q ? -Q : q) * range) / Q;
-      mem[dst + j] = acc ? round(mem[dst + j]! + y) : y;
+      const y = (roundClamp((v / range) * Q, Q) * range) / Q;
+      // The store rounds to the memory's precision, which is `round`'s (src/interp/memory.ts):
+      // storing the unrounded sum is the same as storing round(sum), without a call per word.
+      mem[dst + j] = acc ? mem[dst + j]! + y : y;
     }
     return saturations;
   }
@@ -107,12 +194,14 @@ class QuantizedCrossbar implements CrossbarModel {
 
 class FloatCrossbar implements CrossbarModel {
   private readonly values: Float32Array;
+  private readonly sparse: SparseCols | null;
   private readonly inputs: Float64Array;
   private readonly sums: Float64Array;
 
   constructor(readonly image: CrossbarImage) {
     if (image.weights.kind !== "float") throw new Error(`internal error: crossbar ${image.id} has levels on a float target`);
     this.values = image.weights.values;
+    this.sparse = sparseCols(this.values, image.rows, image.cols);
     this.inputs = new Float64Array(image.rows);
     this.sums = new Float64Array(image.cols);
   }
@@ -122,15 +211,26 @@ class FloatCrossbar implements CrossbarModel {
     const { rowStart, rows, colStart, cols, src, dst, acc } = w;
     // Inputs are copied first: src and dst may overlap, and all inputs are applied before any output exists.
     const xs = this.inputs;
-    for (let r = 0; r < rows; r++) xs[r] = mem[src + r]!;
-    const sums = this.sums;
-    sums.fill(0, 0, cols);
-    const vals = this.values;
+    let finite = true;
     for (let r = 0; r < rows; r++) {
-      const x = xs[r]!;
-      if (x === 0) continue;
-      const base = (rowStart + r) * stride + colStart;
-      for (let j = 0; j < cols; j++) sums[j] += x * vals[base + j]!;
+      const x = mem[src + r]!;
+      xs[r] = x;
+      if (x - x !== 0) finite = false;
+    }
+    const sums = this.sums;
+    // Skipping a zero weight drops a term x * 0 = +-0, which leaves a sum unchanged only for
+    // finite x (Infinity * 0 is NaN): with a non-finite input the dense loop runs.
+    if (this.sparse !== null && finite) {
+      sparseWindowSums(this.sparse, xs, rowStart, rows, colStart, cols, rowStart === 0 && rows === this.image.rows, sums);
+    } else {
+      sums.fill(0, 0, cols);
+      const vals = this.values;
+      for (let r = 0; r < rows; r++) {
+        const x = xs[r]!;
+        if (x === 0) continue;
+        const base = (rowStart + r) * stride + colStart;
+        for (let j = 0; j < cols; j++) sums[j] += x * vals[base + j]!;
+      }
     }
     for (let j = 0; j < cols; j++) mem[dst + j] = acc ? round(mem[dst + j]! + sums[j]!) : sums[j]!;
     return 0;
@@ -194,8 +294,7 @@ class NoisyCrossbar implements CrossbarModel {
     const dacOffset = chip.dacOffset;
     const dacCurve = this.dacCurve;
     for (let r = 0; r < rows; r++) {
-      const c0 = roundHalfAway((mem[src + r]! / inRange[rowStart + r]!) * D);
-      const c = c0 > D ? D : c0 < -D ? -D : c0;
+      const c = roundClamp((mem[src + r]! / inRange[rowStart + r]!) * D, D);
       let v = dacCurve === 0 ? c : transferCurve(c, D, dacCurve);
       if (dacOffset !== null) v += dacOffset[rowStart + r]! * D;
       volts[r] = v;
@@ -252,11 +351,11 @@ class NoisyCrossbar implements CrossbarModel {
         q = v > 0 ? Q : -Q;
       } else {
         const u = adcCurve === 0 ? v : transferCurve(v, range, adcCurve);
-        const q0 = roundHalfAway((u / range) * Q);
-        q = q0 > Q ? Q : q0 < -Q ? -Q : q0;
+        q = roundClamp((u / range) * Q, Q);
       }
       const y = ((q * range) / Q) * scale;
-      mem[dst + j] = acc ? round(mem[dst + j]! + y) : y;
+      // The store rounds like `round` (see QuantizedCrossbar.mvm).
+      mem[dst + j] = acc ? mem[dst + j]! + y : y;
     }
     return saturations;
   }

@@ -9,10 +9,11 @@
 // effect of each instruction is applied in program order at issue; the scoreboard
 // guarantees that the timed machine would compute the same values.
 
-import type { Instr } from "../backend/isa.js";
+import type { Instr, VecUnaryOp } from "../backend/isa.js";
 import type { Program, SectionName } from "../backend/program.js";
 import { UserError } from "../common/errors.js";
 import type { NoiseSetup } from "../noise/setup.js";
+import type { ExtPlan, ExtRuntime } from "../target/plugin-runtime.js";
 import type { Target } from "../target/types.js";
 import { accessOf, type Range } from "./access.js";
 import { makeCrossbar, type CrossbarModel } from "./crossbar.js";
@@ -31,6 +32,8 @@ const NO_UNIT = -1;
 /** An instruction with everything data-independent precomputed once per program. */
 interface Planned {
   ins: Instr;
+  /** ins.op, read from this one object shape: instructions have many shapes, so ins.op is a megamorphic load. */
+  op: Instr["op"];
   pc: number;
   symbol: number;
   unitKind: UnitKind | null;
@@ -43,6 +46,10 @@ interface Planned {
   xbarIndex: number;
   /** send / recv: index of the message in the section's mailbox, else -1. */
   msg: number;
+  /** ext: the plugin's declarations for it (src/target/plugin-runtime.ts), else null. */
+  ext: ExtPlan | null;
+  /** A load of a host-written input (waits for the host's write of the step's input). */
+  inputLoad: boolean;
 }
 
 /**
@@ -83,6 +90,8 @@ interface TileState {
   lastEnd: number;
   /** Start of the instruction scheduled last (for traces). */
   lastStart: number;
+  /** The words the step section reads or writes, merged: the part of the scoreboard a step's timing depends on. */
+  stepWords: Span[];
   unitFree: Float64Array;
   /** Scoreboard per local word: when its last write completes / its last read completes. */
   writeReady: Float64Array;
@@ -113,6 +122,39 @@ export interface SectionRun {
   saturations: number;
 }
 
+/**
+ * Timing of one step index of a sequence, relative to the end of that step: what the next
+ * step's schedule depends on (tile issue slots, units, the scoreboard over the words the
+ * step section touches, and when the host may write the next input), each clamped from
+ * below at the tile's next issue slot (earlier values cannot delay anything any more).
+ */
+interface StepRecord {
+  cycles: number;
+  state: Float64Array;
+}
+
+/** Whether a load reads a host-written input buffer (the host rewrites those between steps). */
+function readsInput(p: Program, ins: Instr): boolean {
+  if (ins.op !== "load") return false;
+  return p.io.inputs.some((b) => ins.global < b.addr + b.size && b.addr < ins.global + ins.len);
+}
+
+interface Span {
+  addr: number;
+  len: number;
+}
+
+function mergeRanges(rs: Span[]): Span[] {
+  const sorted = rs.filter((r) => r.len > 0).sort((a, b) => a.addr - b.addr);
+  const out: Span[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r.addr <= last.addr + last.len) last.len = Math.max(last.len, r.addr + r.len - last.addr);
+    else out.push({ addr: r.addr, len: r.len });
+  }
+  return out;
+}
+
 export function zeroBusy(): Record<UnitKind, number> {
   return { crossbar: 0, vector: 0, loadStore: 0, network: 0 };
 }
@@ -139,8 +181,19 @@ export class Machine {
   private readonly plans: Record<SectionName, SectionPlan>[];
   private readonly states: TileState[];
   private readonly mailboxes: Record<SectionName, Mailbox> = { init: new Mailbox(), step: new Mailbox(), final: new Mailbox() };
-  /** Cycles of each section once timed (see runSection). */
+  /** Cycles of each section once timed (see runSection); for overlapped steps see stepRecords. */
   private readonly sectionCycles: Record<SectionName, number | null> = { init: null, step: null, final: null };
+  /** Overlapped steps: record k is step k of a sequence (every sequence repeats them, it starts after init's barrier). */
+  private readonly stepRecords: StepRecord[] = [];
+  /** Index of the first step record whose successor is its shift in time (steady state reached), or -1. */
+  private periodicFrom = -1;
+  /** Steps run since the last init/final (the index of the next step within its sequence). */
+  private stepInSequence = 0;
+  /** Whether the tile states hold the timing of the latest step (false after steps taken from stepRecords). */
+  private stateCurrent = true;
+  /** Host input writes: the latest completion of a load of the input in the previous / the current step. */
+  private inputFree = 0;
+  private inputLoadsEnd = 0;
 
   constructor(
     private readonly program: Program,
@@ -150,6 +203,13 @@ export class Machine {
     private readonly retime = false,
     /** Device noise to simulate (src/noise/setup.ts); null: the exact noise-free crossbars. */
     noise: NoiseSetup | null = null,
+    /** The program's target plugin, which runs its ext instructions (the verifier matched it). */
+    private readonly ext: ExtRuntime | null = null,
+    /**
+     * Let consecutive steps overlap (docs/TIMING.md); false: every step starts when the
+     * previous one has ended on all tiles (a barrier, as between all other sections).
+     */
+    readonly overlapSteps = true,
   ) {
     this.target = target;
     this.precision = precisionOf(target);
@@ -185,16 +245,19 @@ export class Machine {
         const counts = zeroCounts();
         const busy = zeroBusy();
         const code = tile.sections[name].code.map((ins, pc): Planned => {
-          const occ = occupancy(target, ins);
-          const acc = accessOf(ins);
+          // ext: the plugin declares cost and accesses; it runs on the tile's digital periphery (vector slot).
+          const xp = ins.op === "ext" ? this.extPlan(ins) : null;
+          const occ = xp ? { unit: "vector" as const, cycles: xp.cycles } : occupancy(target, ins);
+          const acc = xp ? { reads: xp.reads, write: xp.write } : accessOf(ins);
           const xb = ins.op === "mvm" ? models.get(ins.xbar)! : null;
           const slot = occ.unit === "crossbar" ? xb!.slot : occ.unit === "vector" ? VECTOR_SLOT : occ.unit === "loadStore" ? LOAD_STORE_SLOT : occ.unit === "network" ? NETWORK_SLOT : NO_UNIT;
           const msg = ins.op === "send" ? messageSlot(name, ti, ins.peer, ins.tag) : ins.op === "recv" ? messageSlot(name, ins.peer, ti, ins.tag) : -1;
-          const c = countsOf(ins);
+          const c = xp ? xp.counts : countsOf(ins);
           addCounts(counts, c);
           if (occ.unit !== null) busy[occ.unit] += occ.cycles;
           return {
             ins,
+            op: ins.op,
             pc,
             symbol: tile.sections[name].symbols[pc]!,
             unitKind: occ.unit,
@@ -205,6 +268,8 @@ export class Machine {
             xbar: xb?.model ?? null,
             xbarIndex: xb?.index ?? -1,
             msg,
+            ext: xp,
+            inputLoad: readsInput(program, ins),
           };
         });
         return { code, counts, busy };
@@ -216,6 +281,7 @@ export class Machine {
       issue: 0,
       lastEnd: 0,
       lastStart: 0,
+      stepWords: mergeRanges(this.plans[ti]!.step.code.flatMap((p) => (p.write ? [...p.reads, p.write] : p.reads)).map((r) => ({ addr: r.addr, len: r.len }))),
       unitFree: new Float64Array(CROSSBAR_SLOT + perTile[ti]!),
       writeReady: new Float64Array(tile.memoryWords),
       readEnd: new Float64Array(tile.memoryWords),
@@ -237,6 +303,8 @@ export class Machine {
    * in time. `retime` (tests) recomputes it on every run instead.
    */
   runSection(section: SectionName, steps: number, schedule?: ScheduledInstr[]): SectionRun {
+    if (section === "step" && this.overlapSteps) return this.runOverlappedStep(steps, schedule);
+    if (section !== "step") this.stepInSequence = 0;
     const start = this.clock;
     const run: SectionRun = { section, start, cycles: 0, instructions: 0, counts: zeroCounts(), busy: zeroBusy(), saturations: 0 };
     const cached = this.sectionCycles[section];
@@ -246,9 +314,120 @@ export class Machine {
       st.issue = start;
       st.lastEnd = start;
     }
+    this.inputFree = start;
+    const end = this.execute(section, steps, run, timed, schedule);
+    run.cycles = timed ? end - start : cached!;
+    if (timed && cached !== null && cached !== run.cycles) throw new Error(`internal error: section ${section} took ${run.cycles} cycles, earlier ${cached}`);
+    this.sectionCycles[section] = run.cycles;
+    this.clock = start + run.cycles;
+    return run;
+  }
+
+  /**
+   * Cycles of the steady-state step once the overlapped steps have become periodic (each
+   * step the previous one shifted in time), else null; and the first step's cycles, once run.
+   */
+  stepTiming(): { first: number | null; steady: number | null } {
+    return { first: this.stepRecords[0]?.cycles ?? null, steady: this.periodicFrom >= 0 ? this.stepRecords[this.periodicFrom]!.cycles : null };
+  }
+
+  /**
+   * One step with overlap: step 0 of a sequence starts at init's barrier, every later step
+   * continues each tile's stream where the previous step left it. The step's cycles are
+   * from the end of the previous step (the latest completion of any of its instructions)
+   * to the end of this one, so the steps of a sequence add up to its span.
+   *
+   * Every sequence starts from a barrier, so step k takes the same cycles in every
+   * sequence, and once the state a step leaves (StepRecord) is the previous one's shifted
+   * in time, every later step repeats it: steps are timed until then and taken from the
+   * records afterwards (exact, like the reuse of a section's schedule). A timed step after
+   * untimed ones (traces, retime) restores the tile states from the record.
+   */
+  private runOverlappedStep(steps: number, schedule?: ScheduledInstr[]): SectionRun {
+    const k = this.stepInSequence++;
+    const start = this.clock;
+    const run: SectionRun = { section: "step", start, cycles: 0, instructions: 0, counts: zeroCounts(), busy: zeroBusy(), saturations: 0 };
+    const known = this.periodicFrom >= 0 || k < this.stepRecords.length;
+    const recordIndex = (i: number): number => (this.periodicFrom >= 0 ? Math.min(i, this.periodicFrom) : i);
+    const timed = !known || schedule !== undefined || this.retime;
+    if (timed) {
+      if (k === 0) {
+        for (const st of this.states) st.issue = start;
+        this.inputFree = start;
+      } else if (!this.stateCurrent) this.restore(this.stepRecords[recordIndex(k - 1)]!.state, start);
+      for (const st of this.states) {
+        st.pc = 0;
+        st.lastEnd = start;
+      }
+      this.inputLoadsEnd = start;
+    }
+    const end = this.execute("step", steps, run, timed, schedule);
+    if (!timed) {
+      run.cycles = this.stepRecords[recordIndex(k)]!.cycles;
+      this.stateCurrent = false;
+    } else {
+      run.cycles = end - start;
+      this.inputFree = this.inputLoadsEnd;
+      const state = this.snapshot(end);
+      if (known) {
+        const want = this.stepRecords[recordIndex(k)]!.cycles;
+        if (want !== run.cycles) throw new Error(`internal error: step ${k} took ${run.cycles} cycles, earlier ${want}`);
+      } else {
+        this.stepRecords.push({ cycles: run.cycles, state });
+        if (k > 0 && sameState(state, this.stepRecords[k - 1]!.state)) this.periodicFrom = k;
+      }
+      this.stateCurrent = true;
+    }
+    this.clock = start + run.cycles;
+    return run;
+  }
+
+  /** The timing state relative to `end` (StepRecord). */
+  private snapshot(end: number): Float64Array {
+    let n = 1;
+    for (const st of this.states) n += 1 + st.unitFree.length + 2 * st.stepWords.reduce((a, r) => a + r.len, 0);
+    const out = new Float64Array(n);
+    let minIssue = Infinity;
+    for (const st of this.states) minIssue = Math.min(minIssue, st.issue);
+    out[0] = Math.max(this.inputFree, minIssue) - end;
+    let o = 1;
+    for (const st of this.states) {
+      const lo = st.issue;
+      out[o++] = lo - end;
+      for (const v of st.unitFree) out[o++] = Math.max(v, lo) - end;
+      for (const r of st.stepWords)
+        for (let i = r.addr; i < r.addr + r.len; i++) {
+          out[o++] = Math.max(st.writeReady[i]!, lo) - end;
+          out[o++] = Math.max(st.readEnd[i]!, lo) - end;
+        }
+    }
+    return out;
+  }
+
+  /** Sets the timing state to a snapshot taken at a step end, shifted to end at `end`. */
+  private restore(s: Float64Array, end: number): void {
+    this.inputFree = s[0]! + end;
+    let o = 1;
+    for (const st of this.states) {
+      st.issue = s[o++]! + end;
+      for (let u = 0; u < st.unitFree.length; u++) st.unitFree[u] = s[o++]! + end;
+      for (const r of st.stepWords)
+        for (let i = r.addr; i < r.addr + r.len; i++) {
+          st.writeReady[i] = s[o++]! + end;
+          st.readEnd[i] = s[o++]! + end;
+        }
+    }
+  }
+
+  /**
+   * Runs `section`'s streams functionally (and timed when `timed`) from the tile states set
+   * up by the caller; adds counts to `run` and returns the latest completion (timed runs).
+   */
+  private execute(section: SectionName, steps: number, run: SectionRun, timed: boolean, schedule: ScheduledInstr[] | undefined): number {
     const mailbox = this.mailboxes[section];
     mailbox.posted.fill(0);
     const n = this.states.length;
+    for (const st of this.states) st.pc = 0;
     for (;;) {
       let progressed = false;
       let done = true;
@@ -257,7 +436,7 @@ export class Machine {
         const code = this.plans[ti]![section].code;
         while (st.pc < code.length) {
           const p = code[st.pc]!;
-          if (p.ins.op === "recv" && mailbox.posted[p.msg] === 0) break;
+          if (p.op === "recv" && mailbox.posted[p.msg] === 0) break;
           const end = timed ? this.time(st, p, mailbox) : 0;
           this.perform(ti, p, mailbox, steps, run, end);
           if (schedule) this.record(schedule, ti, section, p, end);
@@ -269,7 +448,7 @@ export class Machine {
       if (done) break;
       if (!progressed) throw this.deadlock(section);
     }
-    let end = start;
+    let end = run.start;
     for (let ti = 0; ti < n; ti++) {
       const st = this.states[ti]!;
       if (st.lastEnd > end) end = st.lastEnd;
@@ -278,11 +457,7 @@ export class Machine {
       addCounts(run.counts, plan.counts);
       for (const k of UNIT_KINDS) run.busy[k] += plan.busy[k];
     }
-    run.cycles = timed ? end - start : cached!;
-    if (timed && cached !== null && cached !== run.cycles) throw new Error(`internal error: section ${section} took ${run.cycles} cycles, earlier ${cached}`);
-    this.sectionCycles[section] = run.cycles;
-    this.clock = start + run.cycles;
-    return run;
+    return end;
   }
 
   /**
@@ -291,6 +466,8 @@ export class Machine {
    */
   private time(st: TileState, p: Planned, mailbox: Mailbox): number {
     let s = st.issue;
+    // The host writes the next input once every load of the current one has completed.
+    if (p.inputLoad && this.inputFree > s) s = this.inputFree;
     if (p.slot !== NO_UNIT && st.unitFree[p.slot]! > s) s = st.unitFree[p.slot]!;
     for (const r of p.reads) s = maxOver(st.writeReady, r, s);
     if (p.write) {
@@ -299,6 +476,7 @@ export class Machine {
     }
     let end = s + p.cycles;
     if (p.ins.op === "recv" && mailbox.arrival[p.msg]! > end) end = mailbox.arrival[p.msg]!;
+    if (p.inputLoad && end > this.inputLoadsEnd) this.inputLoadsEnd = end;
     for (const r of p.reads) {
       const re = st.readEnd;
       for (let i = r.addr, e = r.addr + r.len; i < e; i++) if (re[i]! < end) re[i] = end;
@@ -333,6 +511,13 @@ export class Machine {
   private perform(ti: number, p: Planned, mailbox: Mailbox, steps: number, run: SectionRun, end: number): void {
     const mem = this.memory.tiles[ti]!;
     const ins = p.ins;
+    if (p.op === "vcopy") {
+      // The most frequent instruction (gathers of a few words): a memmove, which is what the
+      // vector unit's copy-in/copy-out vcopy computes, without its generic dispatch.
+      const v = ins as Extract<Instr, { op: VecUnaryOp }>;
+      moveWords(mem, v.a, v.dst, v.len);
+      return;
+    }
     switch (ins.op) {
       case "mvm": {
         const sat = p.xbar!.mvm(mem, ins, this.precision.round);
@@ -357,9 +542,18 @@ export class Machine {
       case "recv":
         copyWords(mailbox.data[p.msg]!, 0, mem, ins.dst, ins.len);
         return;
+      case "ext":
+        this.ext!.execute(p.ext!, ins, mem);
+        return;
       default:
         this.vector.exec(ins as VectorInstr, mem, steps);
     }
+  }
+
+  private extPlan(ins: Extract<Instr, { op: "ext" }>): ExtPlan {
+    const spec = this.ext?.spec(ins);
+    if (!spec) throw new Error(`internal error: ext instruction ${ins.ext} without its plugin (the verifier should have rejected it)`);
+    return this.ext!.plan(spec, ins);
   }
 
   private deadlock(section: SectionName): UserError {
@@ -372,6 +566,23 @@ export class Machine {
   }
 }
 
+function sameState(a: Float64Array, b: Float64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Below this length an element loop beats a typed-array view plus a bulk copy. */
+const BULK_WORDS = 32;
+
+/** Copies between two memories of the same precision (every memory of a run has the target's). */
 function copyWords(from: Memory, fromAddr: number, to: Memory, toAddr: number, len: number): void {
-  for (let i = 0; i < len; i++) to[toAddr + i] = from[fromAddr + i]!;
+  if (len >= BULK_WORDS) to.set(from.subarray(fromAddr, fromAddr + len), toAddr);
+  else for (let i = 0; i < len; i++) to[toAddr + i] = from[fromAddr + i]!;
+}
+
+/** mem[to, to+len) = old mem[from, from+len): copy-in/copy-out semantics for overlapping ranges. */
+function moveWords(mem: Memory, from: number, to: number, len: number): void {
+  if (len < BULK_WORDS && (to <= from || to >= from + len)) for (let i = 0; i < len; i++) mem[to + i] = mem[from + i]!;
+  else mem.copyWithin(to, from, from + len);
 }

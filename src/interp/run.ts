@@ -5,6 +5,8 @@ import type { IoBuffer, Program } from "../backend/program.js";
 import { UserError } from "../common/errors.js";
 import { noiseSetup } from "../noise/setup.js";
 import type { NoiseConfig } from "../noise/spec.js";
+import type { LoadedPlugin } from "../target/plugin.js";
+import { ExtRuntime } from "../target/plugin-runtime.js";
 import { Machine, type ScheduledInstr } from "./machine.js";
 import { buildReport, SectionAccumulator, type RunReport } from "./report.js";
 import { buildTrace, type SectionSpan, type TraceEvent } from "./trace.js";
@@ -27,6 +29,11 @@ export interface RunOptions {
    * that changes nothing: the exact noise-free numerics.
    */
   noise?: NoiseConfig;
+  /**
+   * The target plugin a program records (src/target/plugin.ts pluginForProgram finds it);
+   * a plugin program is refused without exactly that module.
+   */
+  plugin?: LoadedPlugin | null;
 }
 
 export interface RunResult {
@@ -64,11 +71,12 @@ function readOutputs(global: ArrayLike<number>, bufs: IoBuffer[], out: Float32Ar
 
 export function runProgram(p: Program, input: Float32Array, shape: [number, number, number], opts: RunOptions = {}): RunResult {
   const file = opts.file ?? "<program>";
-  const target = checkProgram(p, file);
+  const target = checkProgram(p, file, opts.plugin ?? null);
   checkInput(p, input, shape, file, opts.inputFile);
   const [B, T, dIn] = shape;
   const noise = noiseSetup(target, opts.noise, file);
-  const machine = new Machine(p, target, file, opts.retime ?? false, noise);
+  const ext = p.plugin !== undefined && opts.plugin ? new ExtRuntime(opts.plugin, target) : null;
+  const machine = new Machine(p, target, file, opts.retime ?? false, noise, ext);
   const inBuf = p.io.inputs[0]!;
   const dOut = totalSize(p.io.stepOutputs);
   const dFinal = totalSize(p.io.finalOutputs);

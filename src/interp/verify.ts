@@ -4,9 +4,12 @@
 
 import { createHash } from "node:crypto";
 import { fieldRangeError, MAX_LOCAL_ADDRESS, type Instr } from "../backend/isa.js";
-import { FORMAT_VERSION, SECTION_NAMES, type CrossbarImage, type Program, type SectionName } from "../backend/program.js";
+import { FORMAT_VERSION, PLUGIN_FORMAT_VERSION, SECTION_NAMES, type CrossbarImage, type Program, type SectionName } from "../backend/program.js";
 import { isUserError, UserError, type Diagnostic } from "../common/errors.js";
+import { checkLimit } from "../common/limits.js";
 import { targetFromJson } from "../target/load.js";
+import { pluginMismatch, type LoadedPlugin } from "../target/plugin.js";
+import { ExtRuntime } from "../target/plugin-runtime.js";
 import type { Target } from "../target/types.js";
 import { accessOf } from "./access.js";
 
@@ -33,13 +36,20 @@ function sha256Hex(text: string): string {
   return createHash("sha256").update(text, "utf8").digest("hex");
 }
 
-/** Verifies `p` and returns its embedded target; throws UserError kind "verify" listing the problems. */
-export function checkProgram(p: Program, file: string): Target {
+/**
+ * Verifies `p` and returns its embedded target; throws UserError kind "verify" listing the
+ * problems. A program that records a target plugin needs exactly that plugin (`plugin`, found
+ * by src/target/plugin.ts pluginForProgram): without it, or with another one, it is refused.
+ */
+export function checkProgram(p: Program, file: string, plugin: LoadedPlugin | null = null): Target {
   const pr = new Problems(file);
   const target = checkTarget(p, file, pr);
+  const ext = checkPlugin(p, file, plugin, target);
+  // The interpreter allocates global memory up front: a resource limit, checked first.
+  if (isCount(p.io.globalWords)) checkLimit("maxGlobalWords", p.io.globalWords, "the program's global memory size in words", { file });
   checkLayout(p, target, pr);
   pr.throwIfAny(); // instruction checks index crossbars, tiles and memories validated above
-  checkInstructions(p, target, pr);
+  checkInstructions(p, target, ext, pr);
   for (const s of SECTION_NAMES) {
     checkMessages(p, s, pr);
     checkGlobalRaces(p, s, pr);
@@ -48,12 +58,35 @@ export function checkProgram(p: Program, file: string): Target {
   return target;
 }
 
-export function verifyProgram(p: Program, file: string): void {
-  checkProgram(p, file);
+export function verifyProgram(p: Program, file: string, plugin: LoadedPlugin | null = null): void {
+  checkProgram(p, file, plugin);
+}
+
+/** The plugin's runtime when the program needs one and `plugin` is exactly it; UserErrors otherwise. */
+function checkPlugin(p: Program, file: string, plugin: LoadedPlugin | null, target: Target): ExtRuntime | null {
+  const want = p.plugin;
+  if (want === undefined) return null;
+  if (plugin === null)
+    throw new UserError(
+      "usage",
+      `the program was compiled for target "${p.target.name}" with target plugin "${want.name}" version ${want.version} (sha256 ${want.sha256}, recorded as ${want.file}) and cannot run without it (imssa-run loads it from the recorded path, or takes --plugin FILE or --target TARGET.json)`,
+      { file },
+    );
+  const mismatch = pluginMismatch(want, plugin);
+  if (mismatch !== null) throw new UserError("verify", mismatch, { file });
+  for (const ins of want.instructions) {
+    const spec = plugin.byId.get(ins.id);
+    if (spec === undefined || spec.mnemonic !== ins.mnemonic)
+      throw new UserError("verify", `the program's plugin instruction ${ins.id} "${ins.mnemonic}" is not declared by ${plugin.path} (it declares ${spec ? `"${spec.mnemonic}"` : "no instruction"} with id ${ins.id})`, { file });
+  }
+  return new ExtRuntime(plugin, target);
 }
 
 function checkTarget(p: Program, file: string, pr: Problems): Target {
-  if (p.formatVersion !== FORMAT_VERSION) pr.add(`format version ${p.formatVersion} is not supported (expected ${FORMAT_VERSION})`);
+  if (!(Number.isInteger(p.formatVersion) && p.formatVersion >= 1 && p.formatVersion <= FORMAT_VERSION))
+    pr.add(`format version ${p.formatVersion} is not supported (expected 1 to ${FORMAT_VERSION})`);
+  if (p.plugin !== undefined && p.formatVersion < PLUGIN_FORMAT_VERSION)
+    pr.add(`format version ${p.formatVersion} cannot record a target plugin (format ${PLUGIN_FORMAT_VERSION} or newer can)`);
   const digest = sha256Hex(p.target.json);
   if (digest !== p.target.sha256.toLowerCase())
     pr.add(`embedded target "${p.target.name}" does not match its sha256 (recorded ${p.target.sha256}, computed ${digest})`);
@@ -156,18 +189,18 @@ function checkCrossbarImage(x: CrossbarImage, t: Target, pr: Problems): void {
   }
 }
 
-function checkInstructions(p: Program, t: Target, pr: Problems): void {
+function checkInstructions(p: Program, t: Target, ext: ExtRuntime | null, pr: Problems): void {
   const xbars = new Map(p.crossbars.map((x) => [x.id, x]));
   p.tiles.forEach((tile, ti) => {
     for (const s of SECTION_NAMES)
       tile.sections[s].code.forEach((ins, i) => {
-        const problem = instructionProblem(p, t, xbars, ti, s, ins);
+        const problem = instructionProblem(p, t, xbars, ext, ti, s, ins);
         if (problem !== null) pr.at(ti, s, i, ins, problem);
       });
   });
 }
 
-function instructionProblem(p: Program, t: Target, xbars: Map<number, CrossbarImage>, ti: number, s: SectionName, ins: Instr): string | null {
+function instructionProblem(p: Program, t: Target, xbars: Map<number, CrossbarImage>, ext: ExtRuntime | null, ti: number, s: SectionName, ins: Instr): string | null {
   const fieldError = fieldRangeError(ins);
   if (fieldError !== null) return fieldError.replace(`${ins.op}: `, "");
   const memoryWords = p.tiles[ti]!.memoryWords;
@@ -197,6 +230,18 @@ function instructionProblem(p: Program, t: Target, xbars: Map<number, CrossbarIm
       if (ins.op === "vnorm" && ins.imm < 0) return `epsilon ${ins.imm} is negative`;
       if (ins.len < 1) return "len must be at least 1";
       break;
+    case "ext": {
+      if (ext === null) return "ext instruction, but the program records no target plugin to run it";
+      const spec = ext.spec(ins);
+      if (spec === null)
+        return `plugin "${ext.loaded.plugin.name}" declares no instruction with id ${ins.ext} (it declares ${[...ext.loaded.byId.keys()].sort((x, y) => x - y).join(", ") || "none"})`;
+      if (!p.plugin!.instructions.some((i) => i.id === ins.ext)) return `instruction id ${ins.ext} (${spec.mnemonic}) is missing from the program's plugin record`;
+      // Bounds of the plugin's declared accesses, checked like the ISA's own below.
+      const a = ext.access(spec, ins);
+      for (const r of [...a.reads, ...(a.write ? [a.write] : [])])
+        if (r.addr + r.len > memoryWords) return `${spec.mnemonic}: ${r.field} range [${r.addr}, ${r.addr + r.len}) exceeds the tile's ${memoryWords} memory words`;
+      return null;
+    }
     default:
       if (ins.len < 1) return "len must be at least 1";
   }

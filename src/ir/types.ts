@@ -168,6 +168,12 @@ export interface MatMulOp extends OpBase {
   bias?: number[];
   /** Structure hint for the packer and for reports. */
   origin: "dense" | "s4d";
+  /**
+   * Origin "s4d" only, set by src/passes/scale-states.ts: per mode k, the power of two c_k by
+   * which the state elements 2k, 2k+1 are scaled (x~ = c_k x). The weights already include it
+   * (dB * c_k, C / c_k); it is recorded for reports and training code.
+   */
+  stateScale?: number[];
   quant?: MatQuant;
 }
 

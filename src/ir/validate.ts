@@ -274,8 +274,10 @@ class ModelChecker {
       }
       case "matmul": {
         let total: number | undefined = 0;
+        let first: number | undefined;
         for (let k = 0; k < op.xs.length; k++) {
           const n = ref(op.xs[k]!, `xs/${k}`);
+          if (k === 0) first = n;
           total = n === undefined || total === undefined ? undefined : total + n;
         }
         const w = op.weight;
@@ -283,6 +285,7 @@ class ModelChecker {
           this.error(`${path}/weight/rows`, `the inputs [${op.xs.join(", ")}] have total length ${total} but the weight has ${w.rows} rows`);
         }
         this.blockMatrix(w, `${path}/weight`);
+        if (op.origin === "s4d" && first !== undefined) this.s4dModes(w, first, `${path}/weight`);
         if (op.bias) {
           if (op.bias.length !== w.cols) this.error(`${path}/bias`, `bias has ${op.bias.length} entries but the weight has ${w.cols} columns`);
           this.finite(op.bias, `${path}/bias`);
@@ -372,6 +375,31 @@ class ModelChecker {
     for (const [key, n, unit] of lengths) {
       if (q[key].length !== n) this.error(`${path}/${key}`, `${key} has ${q[key].length} entries but the weight has ${n} ${unit}`);
       this.finite(q[key], `${path}/${key}`);
+    }
+  }
+
+  /**
+   * A matmul of origin "s4d" is lower-s4d's fused update: its first operand is the state, and
+   * over the state rows and columns it is block-diagonal in 2x2 modes (quantization analyses
+   * each mode's block for stability, which is only meaningful if no two modes are coupled).
+   */
+  private s4dModes(w: BlockMatrix, stateLen: number, path: string): void {
+    if (stateLen % 2 !== 0 || stateLen > w.rows || stateLen > w.cols) {
+      this.error(path, `an S4D matmul's state operand has length ${stateLen}, which must be even and fit the ${w.rows}x${w.cols} weight`);
+      return;
+    }
+    for (let k = 0; k < w.blocks.length; k++) {
+      const b = w.blocks[k]!;
+      if (b.data.length !== b.rows * b.cols) continue; // reported by blockMatrix
+      for (let r = 0; r < b.rows && b.row + r < stateLen; r++)
+        for (let c = 0; c < b.cols && b.col + c < stateLen; c++) {
+          const row = b.row + r;
+          const col = b.col + c;
+          if (row >> 1 !== col >> 1 && b.data[r * b.cols + c] !== 0) {
+            this.error(`${path}/blocks/${k}/data/${r * b.cols + c}`, `an S4D matmul must not couple two modes, but state ${row} feeds state ${col} (modes ${row >> 1} and ${col >> 1}; use origin "dense" for a general recurrence)`);
+            return;
+          }
+        }
     }
   }
 

@@ -11,7 +11,7 @@
 // DEFAULT_STEPS steps with every input element drawn i.i.d. from N(0, 1), seeded with
 // DEFAULT_SEED, so a compile is reproducible.
 
-import { UserError } from "../common/errors.js";
+import { UserError, assert } from "../common/errors.js";
 import { Rng } from "../common/rng.js";
 import { ReferenceEvaluator, evaluateSequenceWith } from "../reference/evaluate.js";
 import type { MatMulOp, Model, OutputDecl } from "../ir/types.js";
@@ -129,20 +129,22 @@ export function calibrate(model: Model, sequences: Record<string, Float64Array[]
   }
 
   const ev = new ReferenceEvaluator({ ...model, outputs: [...model.outputs, ...extraOutputs] });
-  const onStep =
-    stepProbes.length === 0
+  // The evaluator's live buffers, read after every step (a snapshot of every step value per
+  // step would copy the whole network's activations).
+  const live = (name: string): Float64Array => {
+    const v = ev.liveStepValue(name);
+    assert(v !== undefined, `calibration probe: no step value "${name}"`);
+    return v;
+  };
+  const stepReads = stepProbes.map((p) => ({ probe: p, xs: p.op.xs.map(live), y: live(p.op.out) }));
+  const onStepLive =
+    stepReads.length === 0
       ? undefined
-      : (_t: number, values: ReadonlyMap<string, Float64Array>): void => {
-          for (const p of stepProbes) {
-            observe(
-              p,
-              p.op.xs.map((x) => values.get(x)!),
-              values.get(p.op.out)!,
-            );
-          }
+      : (): void => {
+          for (const r of stepReads) observe(r.probe, r.xs, r.y);
         };
   for (const seq of data) {
-    const res = evaluateSequenceWith(ev, seq, { onStep });
+    const res = evaluateSequenceWith(ev, seq, onStepLive === undefined ? {} : { onStepLive });
     for (const p of finalProbes) {
       observe(
         p,

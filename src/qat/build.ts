@@ -235,9 +235,10 @@ const S4D_ENTRIES: Record<string, string> = {
   index: "mode k = h*M + m; state rows/cols 2k (re) and 2k+1 (im); S = 2*H*M; row S+h = u_h, col S+h = y_h",
   discretization: "A = -exp(log_A_real) + i*A_imag, dt = exp(log_dt); zoh: dA = exp(dt*A), dB = B*(exp(dt*A) - 1)/A; bilinear: dA = (1 + dt*A/2)/(1 - dt*A/2), dB = B*dt/(1 - dt*A/2); B = 1 unless given",
   dA: "W[2k][2k] = Re dA, W[2k][2k+1] = Im dA, W[2k+1][2k] = -Im dA, W[2k+1][2k+1] = Re dA",
-  dB: "W[S+h][2k] = Re dB, W[S+h][2k+1] = Im dB",
-  C: "with p + i*q = C*dA: W[2k][S+h] = 2p, W[2k+1][S+h] = -2q",
-  D: "W[S+h][S+h] = 2 * sum_m Re(C dB) + D_h (sum over m in order, float64)",
+  dB: "W[S+h][2k] = Re dB * c_k, W[S+h][2k+1] = Im dB * c_k (c_k = stateScale[k])",
+  C: "with p + i*q = C*dA: W[2k][S+h] = 2p / c_k, W[2k+1][S+h] = -2q / c_k",
+  D: "W[S+h][S+h] = 2 * sum_m Re(C dB) + D_h (sum over m in order, float64, unscaled dB and C)",
+  stateScale: "the state holds c_k * x_k (src/passes/scale-states.ts); c_k is a power of two, so the scaled products are exact",
   step: "[x_k; y_k] = [x_{k-1}; u_k] @ W: state columns feed back as the next step's state rows",
 };
 
@@ -301,6 +302,7 @@ function describeS4D(op: MatMulOp, low: MatMulOp, section: Section, modelOps: Ma
     stateLength,
     layout: S4D_LAYOUT,
     entries: S4D_ENTRIES,
+    stateScale: op.stateScale?.slice() ?? new Array<number>(stateLength / 2).fill(1),
     modesChecked: stateLength / 2,
     unstableInFloat: 0,
     repairs: [],

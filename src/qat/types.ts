@@ -131,6 +131,12 @@ export interface QatS4DInfo {
   layout: typeof S4D_LAYOUT;
   /** The layout and the entries in words. */
   entries: Record<string, string>;
+  /**
+   * Per mode k = h*M + m: the state scale c_k (a power of two) chosen by src/passes/scale-states.ts,
+   * already applied to the compiled entries: dB entries times c_k, C entries divided by c_k
+   * (products in float64, exact). All 1 when the state is not scaled.
+   */
+  stateScale: number[];
   /** Modes checked by the stability rule and those already unstable in float (left as rounded). */
   modesChecked: number;
   unstableInFloat: number;

@@ -10,7 +10,7 @@
 import { UserError, assert, type SourceLocation } from "../common/errors.js";
 import { discretizeS4D } from "../common/s4d-math.js";
 import type { MatMulOp, Model, Op, S4DOp, Tensor } from "../ir/types.js";
-import { blockMatmulInto, denseInto, gluInto, layerNormInto, packBlock, unaryFunction, unaryInto } from "./kernels.js";
+import { denseInto, gluInto, layerNormInto, packedMatmulInto, packMatmul, unaryFunction, unaryInto } from "./kernels.js";
 
 export interface EvaluateOptions {
   /**
@@ -18,6 +18,11 @@ export interface EvaluateOptions {
    * (state_write defines none) of that step; the copies may be kept.
    */
   onStep?: (t: number, values: ReadonlyMap<string, Float64Array>) => void;
+  /**
+   * Called after every step without copying anything: read the step's values through
+   * `ReferenceEvaluator.liveStepValue` inside the call, and copy what must be kept.
+   */
+  onStepLive?: (t: number) => void;
 }
 
 /**
@@ -170,6 +175,14 @@ export class ReferenceEvaluator {
   /** Copies the current step outputs (valid inside `afterStep`). */
   stepOutputValues(): Array<{ name: string; value: Float64Array }> {
     return this.stepOutputs.map((o) => ({ name: o.name, value: o.buf.slice() }));
+  }
+
+  /**
+   * The evaluator's own buffer of an input or step value (undefined for an unknown name): it
+   * holds the current step's value inside `afterStep` and is overwritten by the next step.
+   */
+  liveStepValue(name: string): Float64Array | undefined {
+    return this.stepValues.get(name);
   }
 
   /** Copies of all inputs and step values (valid inside `afterStep`). */
@@ -396,13 +409,13 @@ export class ReferenceEvaluator {
         b.data.length === b.rows * b.cols;
       if (!ok) this.fail(`matmul block ${k} (${b.rows}x${b.cols} at ${b.row},${b.col}, ${b.data.length} values) does not fit the ${w.rows}x${w.cols} matrix`, path);
     });
-    const blocks = w.blocks.map(packBlock);
+    const packed = packMatmul(w.blocks);
     const bias = op.bias ? this.vector(op.bias, w.cols, "matmul bias", path) : null;
     const y = this.define(section, op.out, w.cols, path);
     // Quantized matmuls carry dequantized weights in `weight`; `quant` only describes how the
     // hardware represents them, so the reference ignores it.
     const hook = this.hooks.matmul;
-    if (xs.length === 1 && !hook) return () => blockMatmulInto(blocks, bias, xs[0]!, y);
+    if (xs.length === 1 && !hook) return () => packedMatmulInto(packed, bias, xs[0]!, y);
     const x = xs.length === 1 ? xs[0]! : new Float64Array(rows);
     return () => {
       if (xs.length > 1) {
@@ -412,7 +425,7 @@ export class ReferenceEvaluator {
           at += v.length;
         }
       }
-      blockMatmulInto(blocks, bias, x, y);
+      packedMatmulInto(packed, bias, x, y);
       hook?.(op, section, x, y);
     };
   }
@@ -499,6 +512,7 @@ export function evaluateSequenceWith(ev: ReferenceEvaluator, inputs: Record<stri
     (t) => {
       for (const o of ev.stepOutputValues()) step[o.name]!.push(o.value);
       opts.onStep?.(t, ev.stepValueSnapshot());
+      opts.onStepLive?.(t);
     },
   );
   const final: Record<string, Float64Array> = {};

@@ -136,6 +136,12 @@ export interface Target {
   interconnect: InterconnectSpec;
   energy: EnergySpec;
   noise: NoiseSpec;
+  /**
+   * Path of a plugin module (JavaScript ESM) relative to the target file, or absolute: extra
+   * instructions and lowering hooks (src/target/plugin.ts, docs/TARGETS.md). Absent for
+   * plain JSON targets.
+   */
+  plugin?: string;
   /** Where it was loaded from and a hash of its canonical JSON (recorded in programs). */
   source: { file: string; sha256: string };
 }

@@ -6,6 +6,7 @@ import { runProgram } from "../interp/run.js";
 import type { Model } from "../ir/types.js";
 import { compile, sequencesFromBatch, type CompileResult } from "../pipeline.js";
 import { evaluateSequence } from "../reference/evaluate.js";
+import type { LoadedPlugin } from "../target/plugin.js";
 import type { Target } from "../target/types.js";
 import { errorBounds } from "./bound.js";
 import { argmaxAgreement, compareArrays, type ErrorMetrics } from "./metrics.js";
@@ -34,6 +35,8 @@ export interface VerifyOptions {
   /** Overrides the derived bounds: allowed max abs error for every output. */
   tolerance?: number;
   inputFile: string;
+  /** The target's plugin, for plugin targets (src/target/plugin.ts loadTargetWithPlugin). */
+  plugin?: LoadedPlugin | null;
 }
 
 /** Slices output `name` out of an interpreter result laid out [rows, total width] by `bufs` order. */
@@ -56,8 +59,9 @@ export function verifyModel(model: Model, target: Target, input: Float32Array, s
   const B = sequences.length;
   const T = sequences[0]![model.inputs[0]!.name]!.length;
   const d = model.inputs[0]!.size;
-  const compiled = compile(model, target, { calibration: opts.calibration });
-  const run = runProgram(compiled.program, input, [B, T, d], { inputFile: opts.inputFile });
+  const plugin = opts.plugin ?? null;
+  const compiled = compile(model, target, { calibration: opts.calibration, plugin });
+  const run = runProgram(compiled.program, input, [B, T, d], { inputFile: opts.inputFile, plugin });
   const reference = sequences.map((s) => evaluateSequence(model, s));
   const bounds = opts.tolerance === undefined ? errorBounds(compiled.quantized, compiled.plan, compiled.program, target, sequences, reference) : null;
 

@@ -142,6 +142,8 @@ export function execProgram(p: Program, inputs: Record<string, Float64Array[]>):
           if (queue.length === 0) messages.delete(key);
           return true;
         }
+        case "ext":
+          throw new Error(`tile ${tile}: ext instructions need their target plugin; this executor runs plugin-free programs only`);
       }
     };
     for (;;) {

@@ -1767,6 +1767,259 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
 }
 }
 
+/**
+ * One instruction of a target plugin: the id its `ext` instructions carry and its name.
+ */
+export class PluginInstruction {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):PluginInstruction {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsPluginInstruction(bb:flatbuffers.ByteBuffer, obj?:PluginInstruction):PluginInstruction {
+  return (obj || new PluginInstruction()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsPluginInstruction(bb:flatbuffers.ByteBuffer, obj?:PluginInstruction):PluginInstruction {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new PluginInstruction()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+id():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : 0;
+}
+
+mnemonic():string|null
+mnemonic(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+mnemonic(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startPluginInstruction(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addId(builder:flatbuffers.Builder, id:number) {
+  builder.addFieldInt8(0, id, 0);
+}
+
+static addMnemonic(builder:flatbuffers.Builder, mnemonicOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, mnemonicOffset, 0);
+}
+
+static endPluginInstruction(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createPluginInstruction(builder:flatbuffers.Builder, id:number, mnemonicOffset:flatbuffers.Offset):flatbuffers.Offset {
+  PluginInstruction.startPluginInstruction(builder);
+  PluginInstruction.addId(builder, id);
+  PluginInstruction.addMnemonic(builder, mnemonicOffset);
+  return PluginInstruction.endPluginInstruction(builder);
+}
+
+unpack(): PluginInstructionT {
+  return new PluginInstructionT(
+    this.id(),
+    this.mnemonic()
+  );
+}
+
+
+unpackTo(_o: PluginInstructionT): void {
+  _o.id = this.id();
+  _o.mnemonic = this.mnemonic();
+}
+}
+
+export class PluginInstructionT {
+constructor(
+  public id: number = 0,
+  public mnemonic: string|Uint8Array|null = null
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const mnemonic = (this.mnemonic !== null ? builder.createString(this.mnemonic!) : 0);
+
+  return PluginInstruction.createPluginInstruction(builder,
+    this.id,
+    mnemonic
+  );
+}
+}
+
+/**
+ * The target plugin a program needs (appended in format 2; absent for plain JSON targets).
+ * A reader must refuse to run `ext` instructions without the module whose sha256 matches.
+ */
+export class PluginInfo {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):PluginInfo {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsPluginInfo(bb:flatbuffers.ByteBuffer, obj?:PluginInfo):PluginInfo {
+  return (obj || new PluginInfo()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsPluginInfo(bb:flatbuffers.ByteBuffer, obj?:PluginInfo):PluginInfo {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new PluginInfo()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+version():string|null
+version(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+version(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * sha256 (hex) of the plugin module file's bytes.
+ */
+sha256():string|null
+sha256(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+sha256(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * Where the module was at compile time (relative to the compiler's working directory when
+ * below it, else absolute): a hint for finding it, checked against sha256.
+ */
+file():string|null
+file(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+file(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+instructions(index: number, obj?:PluginInstruction):PluginInstruction|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? (obj || new PluginInstruction()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+instructionsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startPluginInfo(builder:flatbuffers.Builder) {
+  builder.startObject(5);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static addVersion(builder:flatbuffers.Builder, versionOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, versionOffset, 0);
+}
+
+static addSha256(builder:flatbuffers.Builder, sha256Offset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, sha256Offset, 0);
+}
+
+static addFile(builder:flatbuffers.Builder, fileOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, fileOffset, 0);
+}
+
+static addInstructions(builder:flatbuffers.Builder, instructionsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, instructionsOffset, 0);
+}
+
+static createInstructionsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startInstructionsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endPluginInfo(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createPluginInfo(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset, versionOffset:flatbuffers.Offset, sha256Offset:flatbuffers.Offset, fileOffset:flatbuffers.Offset, instructionsOffset:flatbuffers.Offset):flatbuffers.Offset {
+  PluginInfo.startPluginInfo(builder);
+  PluginInfo.addName(builder, nameOffset);
+  PluginInfo.addVersion(builder, versionOffset);
+  PluginInfo.addSha256(builder, sha256Offset);
+  PluginInfo.addFile(builder, fileOffset);
+  PluginInfo.addInstructions(builder, instructionsOffset);
+  return PluginInfo.endPluginInfo(builder);
+}
+
+unpack(): PluginInfoT {
+  return new PluginInfoT(
+    this.name(),
+    this.version(),
+    this.sha256(),
+    this.file(),
+    this.bb!.createObjList(this.instructions.bind(this), this.instructionsLength())
+  );
+}
+
+
+unpackTo(_o: PluginInfoT): void {
+  _o.name = this.name();
+  _o.version = this.version();
+  _o.sha256 = this.sha256();
+  _o.file = this.file();
+  _o.instructions = this.bb!.createObjList(this.instructions.bind(this), this.instructionsLength());
+}
+}
+
+export class PluginInfoT {
+constructor(
+  public name: string|Uint8Array|null = null,
+  public version: string|Uint8Array|null = null,
+  public sha256: string|Uint8Array|null = null,
+  public file: string|Uint8Array|null = null,
+  public instructions: (PluginInstructionT)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const name = (this.name !== null ? builder.createString(this.name!) : 0);
+  const version = (this.version !== null ? builder.createString(this.version!) : 0);
+  const sha256 = (this.sha256 !== null ? builder.createString(this.sha256!) : 0);
+  const file = (this.file !== null ? builder.createString(this.file!) : 0);
+  const instructions = PluginInfo.createInstructionsVector(builder, builder.createObjectOffsetList(this.instructions));
+
+  return PluginInfo.createPluginInfo(builder,
+    name,
+    version,
+    sha256,
+    file,
+    instructions
+  );
+}
+}
+
 export class Program {
   bb: flatbuffers.ByteBuffer|null = null;
   bb_pos = 0;
@@ -1862,8 +2115,16 @@ bounds(obj?:PlanBounds):PlanBounds|null {
   return offset ? (obj || new PlanBounds()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
+/**
+ * The target plugin the program's `ext` instructions need (appended in format 2).
+ */
+plugin(obj?:PluginInfo):PluginInfo|null {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? (obj || new PluginInfo()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
 static startProgram(builder:flatbuffers.Builder) {
-  builder.startObject(9);
+  builder.startObject(10);
 }
 
 static addFormatVersion(builder:flatbuffers.Builder, formatVersion:number) {
@@ -1938,6 +2199,10 @@ static addBounds(builder:flatbuffers.Builder, boundsOffset:flatbuffers.Offset) {
   builder.addFieldOffset(8, boundsOffset, 0);
 }
 
+static addPlugin(builder:flatbuffers.Builder, pluginOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(9, pluginOffset, 0);
+}
+
 static endProgram(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
@@ -1962,7 +2227,8 @@ unpack(): ProgramT {
     this.bb!.createObjList(this.crossbars.bind(this), this.crossbarsLength()),
     this.bb!.createObjList(this.tiles.bind(this), this.tilesLength()),
     this.bb!.createObjList(this.symbols.bind(this), this.symbolsLength()),
-    (this.bounds() !== null ? this.bounds()!.unpack() : null)
+    (this.bounds() !== null ? this.bounds()!.unpack() : null),
+    (this.plugin() !== null ? this.plugin()!.unpack() : null)
   );
 }
 
@@ -1977,6 +2243,7 @@ unpackTo(_o: ProgramT): void {
   _o.tiles = this.bb!.createObjList(this.tiles.bind(this), this.tilesLength());
   _o.symbols = this.bb!.createObjList(this.symbols.bind(this), this.symbolsLength());
   _o.bounds = (this.bounds() !== null ? this.bounds()!.unpack() : null);
+  _o.plugin = (this.plugin() !== null ? this.plugin()!.unpack() : null);
 }
 }
 
@@ -1990,7 +2257,8 @@ constructor(
   public crossbars: (CrossbarT)[] = [],
   public tiles: (TileT)[] = [],
   public symbols: (DebugSymbolT)[] = [],
-  public bounds: PlanBoundsT|null = null
+  public bounds: PlanBoundsT|null = null,
+  public plugin: PluginInfoT|null = null
 ){}
 
 
@@ -2003,6 +2271,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   const tiles = Program.createTilesVector(builder, builder.createObjectOffsetList(this.tiles));
   const symbols = Program.createSymbolsVector(builder, builder.createObjectOffsetList(this.symbols));
   const bounds = (this.bounds !== null ? this.bounds!.pack(builder) : 0);
+  const plugin = (this.plugin !== null ? this.plugin!.pack(builder) : 0);
 
   Program.startProgram(builder);
   Program.addFormatVersion(builder, this.formatVersion);
@@ -2014,6 +2283,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   Program.addTiles(builder, tiles);
   Program.addSymbols(builder, symbols);
   Program.addBounds(builder, bounds);
+  Program.addPlugin(builder, plugin);
 
   return Program.endProgram(builder);
 }

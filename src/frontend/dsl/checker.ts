@@ -15,6 +15,7 @@
 //   everything else                     {kind}.{k}  (gelu.0, glu.1, residual.0, meanpool.0 ...)
 // An explicit name (`name: layer`) replaces the default and is the tensor prefix in a checkpoint.
 
+import { checkElements, checkLimit } from "../../common/limits.js";
 import type { Diagnostic } from "../../common/errors.js";
 import type { UnaryKind, WeightQuantSpec } from "../../ir/types.js";
 import type { S4DInit } from "../s4d-init.js";
@@ -165,9 +166,15 @@ class Checker {
   private readonly named: { layer: Layer; explicit?: Name; kindCounter?: string }[] = [];
   private s4dCount = 0;
   private normCount = 0;
+  /** Statements visited with `repeat` unrolled; bounded so `repeat 1e15 {...}` ends quickly. */
+  private visited = 0;
   private readonly kindCounts = new Map<string, number>();
 
   constructor(private readonly file: string) {}
+
+  private where(pos: Pos): { file: string; line: number; column: number } {
+    return { file: this.file, line: pos.line, column: pos.column };
+  }
 
   error(pos: Pos, message: string): void {
     // A repeat body is checked once per copy; say each thing once.
@@ -208,6 +215,7 @@ class Checker {
       this.error(first.size.pos, `input width must be a positive integer, found ${first.size.text}`);
       return undefined;
     }
+    checkElements([first.size.value], "the input", this.where(first.size.pos));
     return { name: first.name.text, size: first.size.value };
   }
 
@@ -243,6 +251,7 @@ class Checker {
   }
 
   private statement(st: Statement, flow: Flow, scope: Scope, out: Layer[]): void {
+    checkLimit("maxLayers", ++this.visited, "the number of layers and blocks after unrolling `repeat`", this.where(st.pos));
     const quant = this.annotations(st);
     const inner: Flow = quant === undefined ? flow : { ...flow, quant };
     switch (st.kind) {
@@ -255,7 +264,10 @@ class Checker {
           this.error(st.count.pos, `repeat count must be a positive integer, found ${st.count.text}`);
           break;
         }
-        if (st.body.length === 0) this.error(st.pos, "empty repeat block");
+        if (st.body.length === 0) {
+          this.error(st.pos, "empty repeat block");
+          break;
+        }
         // Unrolled in place: the copies share the enclosing scope.
         for (let i = 0; i < n; i++) for (const s of st.body) this.statement(s, inner, scope, out);
         break;
@@ -361,6 +373,8 @@ class Checker {
     switch (kind) {
       case "linear": {
         const outF = bound.get("out")?.value as number | undefined;
+        // The weight matrix is allocated from these widths: check them before anything else.
+        if (outF !== undefined) checkElements(w === undefined ? [outF] : [outF, w], "linear", this.where(st.op.pos));
         if (outF === undefined) this.error(st.op.pos, "linear needs its output width, e.g. linear(64) or linear(out = 64)");
         const layer: LinearLayer = { kind: "linear", name: "", pos: st.pos, inFeatures: w ?? 0, outFeatures: outF ?? 0, bias: (bound.get("bias")?.value as boolean | undefined) ?? DEFAULTS.bias, ...quant };
         const note: LinearNote = { layer, explicit: explicit !== undefined, s4dBefore: this.s4dCount, inResidual: flow.residualDepth > 0 };
@@ -379,6 +393,7 @@ class Checker {
           this.error(st.op.pos, `s4d after meanpool (at ${at(flow.meanpool)}): layers after meanpool run once per sequence, where a recurrence has no time steps`);
         }
         const N = this.stateSize(bound);
+        if (N !== undefined) checkElements(w === undefined ? [N] : [w, N], "s4d (channels x state size N)", this.where(st.op.pos));
         const dtMin = (bound.get("dt_min")?.value as number | undefined) ?? DEFAULTS.dtMin;
         const dtMax = (bound.get("dt_max")?.value as number | undefined) ?? DEFAULTS.dtMax;
         if (dtMin > dtMax) this.error(bound.get("dt_min")?.pos ?? bound.get("dt_max")!.pos, `dt_min (${dtMin}) must not exceed dt_max (${dtMax})`);

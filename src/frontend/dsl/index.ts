@@ -9,7 +9,7 @@ import type { Model } from "../../ir/types.js";
 import { FileParamSource } from "../params/file.js";
 import { InitParamSource } from "../params/init.js";
 import type { ParamSource } from "../params/source.js";
-import { readSafetensors } from "../safetensors.js";
+import { readSafetensors, type SafeTensor } from "../safetensors.js";
 import type { ModelAst } from "./ast.js";
 import { buildIr } from "./build-ir.js";
 import { checkModelAst, type CheckedModel } from "./checker.js";
@@ -38,14 +38,19 @@ export function checkDsl(source: string, file: string): CheckedModel {
   return checked.model;
 }
 
-function paramSource(model: CheckedModel, file: string): ParamSource {
+export interface DslOptions {
+  /** Reads the tensors of `params from "..."` (resolved path); default: the safetensors file. Tests and fuzzing substitute bytes here. */
+  readParams?: (path: string) => Map<string, SafeTensor>;
+}
+
+function paramSource(model: CheckedModel, file: string, opts: DslOptions): ParamSource {
   const p = model.params;
   if (p.kind === "init") return new InitParamSource(p.seed);
   // Relative to the .s4d file, so a model and its weights can move together.
   const path = resolve(dirname(file), p.path);
   const where: SourceLocation = { file, line: p.pos.line, column: p.pos.column };
   try {
-    return new FileParamSource(readSafetensors(path), p.path);
+    return new FileParamSource((opts.readParams ?? readSafetensors)(path), p.path);
   } catch (e) {
     if (isUserError(e) && e.kind === "io") {
       throw new UserError("io", `cannot read params file "${p.path}" (${path}): ${e.diagnostics[0]?.message ?? e.message}`, where);
@@ -55,9 +60,9 @@ function paramSource(model: CheckedModel, file: string): ParamSource {
 }
 
 /** Compiles DSL source text; `file` names it in messages and anchors relative params paths. */
-export function compileDslSource(source: string, file: string): Model {
+export function compileDslSource(source: string, file: string, opts: DslOptions = {}): Model {
   const checked = checkDsl(source, file);
-  const params = paramSource(checked, file);
+  const params = paramSource(checked, file, opts);
   const extraMeta: Record<string, string | number> =
     checked.params.kind === "init" ? { seed: checked.params.seed } : { paramsFile: checked.params.path };
   const model = buildIr(checked, params, file, extraMeta);

@@ -4,6 +4,7 @@
 
 import onnxProto from "onnx-proto";
 import { UserError } from "../../common/errors.js";
+import { checkElements, checkLimit, limits } from "../../common/limits.js";
 import { constant, sizeOf, type ConstTensor, type DType } from "./tensor.js";
 
 const { onnx } = onnxProto;
@@ -135,6 +136,8 @@ function halfToFloat(h: number): number {
 }
 
 class Decoder {
+  /** Graph attributes (Scan/Loop/If bodies) nest graphs; bounded so a crafted file cannot overflow the stack. */
+  private depth = 0;
   constructor(private readonly file: string) {}
 
   fail(message: string, path?: string): never {
@@ -154,7 +157,8 @@ class Decoder {
       this.unsupported(`${where} keeps its data in an external file; save the model with all tensors inside the .onnx file`, where);
     }
     const dims = (t.dims ?? []).map(num);
-    if (dims.some((d) => !Number.isInteger(d) || d < 0)) this.fail(`${where} has invalid dimensions [${dims.join(", ")}]`, where);
+    if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) this.fail(`${where} has invalid dimensions [${dims.join(", ")}]`, where);
+    checkElements(dims, where, { file: this.file, path: where });
     const n = sizeOf(dims);
     const raw = t.rawData && t.rawData.length > 0 ? t.rawData : undefined;
     let data: Float64Array;
@@ -274,6 +278,17 @@ class Decoder {
   }
 
   graph(g: IGraph, where: string): OnnxGraph {
+    if (this.depth >= limits().maxNesting) this.fail(`${where}: subgraphs nest deeper than ${limits().maxNesting} levels`, where);
+    this.depth++;
+    try {
+      return this.graphBody(g, where);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private graphBody(g: IGraph, where: string): OnnxGraph {
+    checkLimit("maxLayers", (g.node ?? []).length, `${where}: the number of nodes`, { file: this.file, path: where });
     const initializers = new Map<string, ConstTensor>();
     (g.initializer ?? []).forEach((t, i) => {
       const name = t.name ?? "";

@@ -9,6 +9,7 @@
 // Batch dimensions are 1 or symbolic (taken as 1): the IR processes one sequence at a time.
 
 import { UserError } from "../../common/errors.js";
+import { checkElements } from "../../common/limits.js";
 import type { Dim, OnnxGraph, OnnxModel, OnnxNode, ValueInfo } from "./decode.js";
 import { checkDeclared, evaluateGraph } from "./evaluate.js";
 import { EMPTY, single, type LinForm } from "./forms.js";
@@ -32,7 +33,10 @@ const outputList = (g: OnnxGraph): string => g.outputs.map((o) => `"${o.name}"`)
 /** Concrete shape of a declared value; symbolic (batch) dims become 1. */
 function concreteShape(info: ValueInfo, file: string, what: string, skip?: number): number[] {
   if (!info.dims) throw new UserError("unsupported", `${what} "${info.name}" has no declared shape; the front end needs the rank and feature sizes`, { file });
-  return info.dims.filter((_, i) => i !== skip).map((d: Dim) => (typeof d === "number" ? d : 1));
+  const shape = info.dims.filter((_, i) => i !== skip).map((d: Dim) => (typeof d === "number" ? d : 1));
+  // Symbols are allocated per element of this declared shape: check it before that.
+  checkElements(shape, `${what} "${info.name}"`, { file });
+  return shape;
 }
 
 function symbolTensor(sym: Symbols, base: number, shape: readonly number[]): AffineTensor {
@@ -170,6 +174,9 @@ function timeAxes(model: OnnxModel, file: string): Map<string, number> {
   for (const scanNode of g.nodes.filter((n) => n.opType === "Scan")) {
     const m = scanNode.attrs.get("num_scan_inputs");
     const M = m?.kind === "int" ? m.value : 0;
+    // A count the node cannot have (the file may say 2^32 - 1) would loop for ages below;
+    // the Scan op itself reports it with the node's place.
+    if (!(M >= 1 && M <= scanNode.inputs.length)) continue;
     const N = scanNode.inputs.length - M;
     const axesAttr = scanNode.attrs.get("scan_input_axes");
     const axes = axesAttr?.kind === "ints" ? axesAttr.value : [];

@@ -10,6 +10,7 @@
 // See README.md in this directory for the graph forms, the lifting rules and the limits.
 
 import { basename, extname } from "node:path";
+import { UserError } from "../../common/errors.js";
 import { readBytes } from "../../common/files.js";
 import type { Model } from "../../ir/types.js";
 import { checkModel } from "../../ir/validate.js";
@@ -17,12 +18,23 @@ import { decodeOnnx } from "./decode.js";
 import { emitModel } from "./emit.js";
 import { liftGraph, type LiftOptions } from "./graph-form.js";
 import { planLifting } from "./plan.js";
+import { NodeProblem } from "./problem.js";
 
 export type OnnxOptions = LiftOptions;
 export { SUPPORTED_OPS } from "./ops/table.js";
 
 /** Compiles ONNX bytes; `file` names the model in messages and becomes meta.source. */
 export function compileOnnxBytes(bytes: Uint8Array, file: string, opts: OnnxOptions = {}): Model {
+  try {
+    return compileChecked(bytes, file, opts);
+  } catch (e) {
+    // Op semantics (and sizeOf's limit check) outside the graph walk have no node to name.
+    if (e instanceof NodeProblem) throw new UserError(e.kind, e.message, { file });
+    throw e;
+  }
+}
+
+function compileChecked(bytes: Uint8Array, file: string, opts: OnnxOptions): Model {
   const model = decodeOnnx(bytes, file);
   const { sym, form } = liftGraph(model, file, opts);
   const planned = planLifting(sym, file);

@@ -2,7 +2,8 @@
 // shapes) is held as float64 whatever its ONNX type: int64 shape values stay exact up to
 // 2^53, which covers every dimension; the INT64_MAX sentinels of Slice only need to be huge.
 
-import { invalid } from "./problem.js";
+import { elementsProblem, limits } from "../../common/limits.js";
+import { invalid, NodeProblem } from "./problem.js";
 
 export type DType = "float" | "int" | "bool";
 
@@ -18,9 +19,15 @@ export interface ConstTensor {
   readonly levels?: number;
 }
 
+/**
+ * Elements of a shape. Every op that allocates a result computes this first, so this is
+ * where a shape computed from the file's data (ConstantOfShape of [1e12], Expand, Tile ...)
+ * is refused before the allocation: a NodeProblem the graph walker places at the node.
+ */
 export function sizeOf(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
+  if (n > limits().maxElements) throw new NodeProblem("resource", elementsProblem(shape, "the result") ?? `shape [${shape.join(", ")}] is too large`);
   return n;
 }
 

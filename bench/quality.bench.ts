@@ -1,0 +1,80 @@
+// Program quality: for each benchmark model on each shipped target, crossbars used against
+// the compiler's lower bound (src/passes/tile.ts matrixLowerBound: per matrix, without and
+// with crossbars shared between matrices) and cycles per steady-state step from one
+// interpreter run of 16 zero steps (timing never depends on the data), against the step lower
+// bound of src/cost/bound.ts (max of the critical path and the busiest unit, docs/SCHEDULE.md).
+//
+//   npm run bench
+//   node build/bench/bench/quality.bench.js --quick
+
+import { UserError } from "../src/common/errors.js";
+import { stepBounds } from "../src/cost/bound.js";
+import { compileOnnxFile } from "../src/frontend/onnx/index.js";
+import { runProgram } from "../src/interp/run.js";
+import type { Model } from "../src/ir/types.js";
+import { compile, loadModel } from "../src/pipeline.js";
+import { summarize } from "../src/summary.js";
+import { loadTarget } from "../src/target/load.js";
+import { fmt, QUICK, table } from "./common.js";
+import { syntheticModel } from "./models.js";
+
+const STEPS = 16;
+const TARGETS = ["xbar64", "xbar128", "xbar256", "ideal"];
+
+function models(): { name: string; model: () => Model }[] {
+  const list = [
+    { name: "tiny.s4d", model: () => loadModel("examples/tiny.s4d") },
+    { name: "digits.s4d", model: () => loadModel("examples/digits.s4d") },
+    { name: "digits64_op13.onnx", model: () => compileOnnxFile("test/fixtures/onnx/digits64_op13.onnx") },
+  ];
+  if (!QUICK) list.push({ name: "synthetic H=128 N=64 L=2", model: () => syntheticModel({ name: "s100k", H: 128, N: 64, layers: 2, dIn: 1, dOut: 10 }) });
+  return list;
+}
+
+function main(): void {
+  const rows: string[][] = [];
+  for (const m of models()) {
+    const model = m.model();
+    for (const name of TARGETS) {
+      const target = loadTarget(name);
+      let compiled;
+      try {
+        compiled = compile(model, target);
+      } catch (e) {
+        if (e instanceof UserError && e.kind === "resource") {
+          rows.push([m.name, name, "does not fit", "-", "-", "-", "-", "-", "-", "-", "-"]);
+          continue;
+        }
+        throw e;
+      }
+      const s = summarize(compiled, target);
+      const d = model.inputs[0]!.size;
+      const run = runProgram(compiled.program, new Float32Array(STEPS * d), [1, STEPS, d]);
+      const steady = run.report.sections.stepSteady ?? run.report.sections.stepFirst;
+      const b = stepBounds(compiled.program, target);
+      rows.push([
+        m.name,
+        name,
+        String(s.crossbarsUsed),
+        String(s.crossbarsLowerBound),
+        fmt(s.crossbarsUsed / s.crossbarsLowerBound, 3),
+        String(s.crossbarsSharedLowerBound),
+        fmt(s.crossbarsUsed / s.crossbarsSharedLowerBound, 3),
+        String(steady.cycles),
+        String(b.criticalPath),
+        String(b.lowerBound),
+        fmt(steady.cycles / b.lowerBound, 3),
+      ]);
+    }
+  }
+  process.stdout.write(
+    [
+      `program quality: crossbars used / lower bound (per matrix; and when matrices may share crossbars), cycles per steady-state step (${STEPS}-step run) / step lower bound = max(critical path, busiest unit) (src/cost/bound.ts)`,
+      "",
+      table(["model", "target", "xbars used", "bound", "used/bound", "shared bound", "used/shared", "cycles/step", "critical path", "step bound", "cycles/bound"], rows),
+      "",
+    ].join("\n"),
+  );
+}
+
+main();
