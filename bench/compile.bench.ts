@@ -46,7 +46,10 @@ interface ChildResult {
   name: string;
   weights: number;
   crossbars: number;
+  /** Wall seconds per phase. */
   phases: Record<string, number>;
+  /** CPU seconds per phase (all threads: includes concurrent garbage collection). */
+  phasesCpu: Record<string, number>;
   total: number;
   /** CPU seconds of the compile phases (all threads, garbage collection included). */
   cpu: number;
@@ -59,29 +62,33 @@ function child(name: string): void {
   if (!spec) throw new Error(`unknown size ${name}`);
   const target = bigTarget(TILES);
   const phases: Record<string, number> = {};
+  const phasesCpu: Record<string, number> = {};
+  /** Runs one phase, recording its wall and CPU seconds. */
+  const phase = <T>(name: string, fn: () => T): T => {
+    const c = process.cpuUsage();
+    const r = timed(fn);
+    phasesCpu[name] = cpuSince(c);
+    phases[name] = r.seconds;
+    return r.value;
+  };
   const c0 = process.cpuUsage();
-  const front = timed(() => syntheticModel(spec));
-  phases.frontEnd = front.seconds;
-  const lowered = timed(() => lower(front.value));
-  phases.lower = lowered.seconds;
-  phases.check = timed(() => checkModel(lowered.value, "lowered")).seconds;
-  const minimal = defaultCalibration(lowered.value)
+  const front = phase("frontEnd", () => syntheticModel(spec));
+  const lowered = phase("lower", () => lower(front));
+  phase("check", () => checkModel(lowered, "lowered"));
+  const minimal = defaultCalibration(lowered)
     .slice(0, 1)
     .map((seq) => Object.fromEntries(Object.entries(seq).map(([k, v]) => [k, v.slice(0, CAL_STEPS)])));
-  const quantized = timed(() => quantize(lowered.value, target, minimal));
-  phases.quantize = quantized.seconds;
-  const plan = timed(() => tile(quantized.value, target));
-  phases.tile = plan.seconds;
-  const program = timed(() => emitProgram(quantized.value, plan.value, target, { compilerVersion: "bench" }));
-  phases.emit = program.seconds;
-  phases.encode = timed(() => encodeProgram(program.value)).seconds;
-  const cpu = cpuSince(c0) - phases.check; // checkModel is not a compile phase here (it is timed wall, close to its cpu)
+  const quantized = phase("quantize", () => quantize(lowered, target, minimal));
+  const plan = phase("tile", () => tile(quantized, target));
+  const program = phase("emit", () => emitProgram(quantized, plan, target, { compilerVersion: "bench" }));
+  phase("encode", () => encodeProgram(program));
+  const cpu = cpuSince(c0) - phasesCpu.check!; // checkModel is not a compile phase here
   let weights = 0;
-  for (const m of plan.value.perMatrix) weights += m.nonzeros;
+  for (const m of plan.perMatrix) weights += m.nonzeros;
   // The default calibration set on its own (quantize would run it on the mode-stabilized model).
-  if (weights <= CALIBRATE_MAX_WEIGHTS || hasFlag("calibrate-all")) phases.calibrate = timed(() => calibrate(lowered.value, null)).seconds;
-  const total = phases.frontEnd + phases.lower + phases.quantize + phases.tile + phases.emit + phases.encode;
-  const r: ChildResult = { name, weights, crossbars: plan.value.crossbars.length, phases, total, cpu, maxRssMB: process.resourceUsage().maxRSS / 1024 };
+  if (weights <= CALIBRATE_MAX_WEIGHTS || hasFlag("calibrate-all")) phase("calibrate", () => calibrate(lowered, null));
+  const total = phases.frontEnd! + phases.lower! + phases.quantize! + phases.tile! + phases.emit! + phases.encode!;
+  const r: ChildResult = { name, weights, crossbars: plan.crossbars.length, phases, phasesCpu, total, cpu, maxRssMB: process.resourceUsage().maxRSS / 1024 };
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }
 
@@ -106,21 +113,21 @@ function parent(): void {
       shape,
       si(r.weights, 2),
       String(r.crossbars),
-      ...phaseNames.map((p) => fmt(r.phases[p] ?? 0, 2)),
+      ...phaseNames.map((p) => fmt(r.phasesCpu[p] ?? 0, 2)),
       fmt(r.total, 2),
       fmt(r.cpu, 2),
       si(r.weights / r.total, 2),
       si(r.weights / r.cpu, 2),
       fmt(r.maxRssMB, 0),
-      r.phases.calibrate === undefined ? "-" : fmt(r.phases.calibrate, 2),
-      r.phases.calibrate === undefined ? "-" : si((r.weights * 8 * 64) / r.phases.calibrate, 1),
+      r.phasesCpu.calibrate === undefined ? "-" : fmt(r.phasesCpu.calibrate, 2),
+      r.phasesCpu.calibrate === undefined ? "-" : si((r.weights * 8 * 64) / r.phasesCpu.calibrate, 1),
     ];
   });
   process.stdout.write(
     [
-      `compiler scaling on a bench-local target (xbar256 with ${TILES} tiles), one child process per size; seconds per phase (wall); quantize with a 1 x ${CAL_STEPS}-step calibration set; total = front end + lower + quantize + tile + emit + encode; "default calibration" = calibrate() on 8 x 64 steps on its own (MAC/s = weights x 512 / s; sizes above ${si(CALIBRATE_MAX_WEIGHTS, 1)} weights only with --calibrate-all)`,
+      `compiler scaling on a bench-local target (xbar256 with ${TILES} tiles), one child process per size; CPU seconds per phase (robust on a shared machine; all threads, so concurrent garbage collection counts); quantize with a 1 x ${CAL_STEPS}-step calibration set; total = front end + lower + quantize + tile + emit + encode; "default calibration" = calibrate() on 8 x 64 steps on its own (CPU seconds; MAC/s = weights x 512 / CPU s; sizes above ${si(CALIBRATE_MAX_WEIGHTS, 1)} weights only with --calibrate-all)`,
       "",
-      table(["model", "shape", "weights", "xbars", ...phaseNames.map((p) => `${p} s`), "total s wall", "total s cpu", "weights/s wall", "weights/s cpu", "peak RSS MB", "default calibration s", "calibration MAC/s"], rows),
+      table(["model", "shape", "weights", "xbars", ...phaseNames.map((p) => `${p} cpu s`), "total s wall", "total s cpu", "weights/s wall", "weights/s cpu", "peak RSS MB", "default calibration cpu s", "calibration MAC/s"], rows),
       "",
     ].join("\n"),
   );

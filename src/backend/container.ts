@@ -65,10 +65,10 @@ export function typedVector<A extends ScalarArray>(b: flatbuffers.Builder, data:
 
 /**
  * Bytes the payload will need, to size the builder once: it grows by doubling and copying
- * (for a big program several copies of tens of megabytes). The bulk (weights, instruction
- * words, constants) is counted exactly, the small tables roughly; an underestimate only
- * costs a growth step, and the initial size does not change the bytes (the builder writes
- * back to front and aligns relative to the end).
+ * (at ten million weights the payload is ~400 MB). The bulk (weights, instruction words,
+ * constants) is counted exactly, the small tables roughly; an underestimate only costs a
+ * growth step, and the initial size does not change the bytes (the builder writes back to
+ * front and aligns relative to the end).
  */
 function payloadBytesEstimate(p: Program): number {
   let n = 1 << 16;

@@ -69,6 +69,12 @@ export function crossbarClusters(plan: CrossbarPlan): number[][] {
  * Crossbar id -> tile. Crossbars are grouped in clusters (crossbarClusters), clusters in
  * program order of their first matmul; a cluster that fits in one tile never straddles
  * two, unless the tile count forces dense packing.
+ *
+ * While tiles are plentiful, a tile holds the clusters of one matmul only. A tile's stream
+ * is in order, so a tile holding work of two layers must issue layer l+1 of step t before
+ * layer l of step t+1: layer l+1 waits for layer l's result from other tiles, and the
+ * loop "layer l on this tile -> other tiles -> layer l+1 on this tile -> layer l of the next
+ * step" bounds the interval of overlapped steps at a whole layer's latency (docs/SCHEDULE.md).
  */
 export function assignCrossbarTiles(plan: CrossbarPlan, model: Model, target: Target): Map<number, number> {
   const perTile = target.tiles.crossbarsPerTile;
@@ -83,8 +89,12 @@ export function assignCrossbarTiles(plan: CrossbarPlan, model: Model, target: Ta
     const first = byId.get(id)!.pieces[0];
     return first ? (order.get(valueKey(first.section, first.op)) ?? Number.MAX_SAFE_INTEGER) : Number.MAX_SAFE_INTEGER;
   };
+  const stageOf = (id: number): string => {
+    const first = byId.get(id)!.pieces[0];
+    return first ? valueKey(first.section, first.op) : "";
+  };
   const clusters = crossbarClusters(plan)
-    .map((ids, k) => ({ ids, rank: Math.min(...ids.map(rankOf)), k }))
+    .map((ids, k) => ({ ids, rank: Math.min(...ids.map(rankOf)), k, stage: stageOf(ids[0]!) }))
     .sort((a, b) => a.rank - b.rank || a.k - b.k);
 
   // First fit: a cluster that fits goes to the first open tile with room for all of it, or
@@ -100,9 +110,13 @@ export function assignCrossbarTiles(plan: CrossbarPlan, model: Model, target: Ta
     used[tile]!++;
     remaining--;
   };
-  for (const { ids } of clusters) {
+  const tileStage: string[] = [];
+  for (const { ids, stage } of clusters) {
     const unopened = (maxTiles - used.length) * perTile;
-    const fit = ids.length <= perTile && remaining <= unopened ? used.findIndex((n) => n + ids.length <= perTile) : -1;
+    // Spread: a tile holds one matmul's clusters only while enough tiles are left for the rest.
+    const spread = remaining <= unopened - perTile;
+    const fit = ids.length <= perTile && remaining <= unopened ? used.findIndex((n, t) => n + ids.length <= perTile && (!spread || tileStage[t] === stage)) : -1;
+    if (fit < 0 && ids.length <= perTile && remaining <= unopened) tileStage[used.length] = stage;
     if (ids.length <= perTile && remaining <= unopened) {
       const tile = fit >= 0 ? fit : used.length;
       for (const id of ids) put(id, tile);

@@ -21,13 +21,16 @@ export interface MappingCost {
   steadyStep: number;
 }
 
-/** Steps run at most to reach the overlapped steady state (it is usually reached within a few). */
-const MAX_STEPS = 64;
+/**
+ * Steps run at most to reach the overlapped steady state. The step cycles settle within a
+ * few steps, but the schedule itself may never repeat (faster stages run ahead, docs/TIMING.md).
+ */
+const MAX_STEPS = 32;
 
 /**
  * Step cycles of a compiled program on the timing model: with a barrier between steps, and
  * with steps overlapped (first step, and the steady-state interval; if the schedule has not
- * become periodic within MAX_STEPS steps, the average of the steps after the first).
+ * become periodic within MAX_STEPS steps, the average of the second half of them).
  */
 export function measuredStepCycles(result: CompileResult, target: Target): { barrier: number; first: number; steady: number } {
   const barrier = new Machine(result.program, target, result.model.name, false, null, null, false);
@@ -39,7 +42,8 @@ export function measuredStepCycles(result: CompileResult, target: Target): { bar
   m.runSection("init", MAX_STEPS);
   const cycles: number[] = [];
   while (cycles.length < MAX_STEPS && (cycles.length < 2 || m.stepTiming().steady === null)) cycles.push(m.runSection("step", MAX_STEPS).cycles);
-  const later = cycles.slice(1);
+  // Without a detected period: the average over the second half (the pipeline has filled).
+  const later = cycles.slice(Math.max(1, cycles.length >> 1));
   const steady = m.stepTiming().steady ?? later.reduce((a, b) => a + b, 0) / Math.max(1, later.length);
   return { barrier: step, first: cycles[0]!, steady };
 }

@@ -126,11 +126,12 @@ export interface SectionRun {
  * Timing of one step index of a sequence, relative to the end of that step: what the next
  * step's schedule depends on (tile issue slots, units, the scoreboard over the words the
  * step section touches, and when the host may write the next input), each clamped from
- * below at the tile's next issue slot (earlier values cannot delay anything any more).
+ * below at the tile's next issue slot (the earliest one for the host): earlier values
+ * cannot delay anything any more. `state` is kept for the first MAX_STATES step indices only.
  */
 interface StepRecord {
   cycles: number;
-  state: Float64Array;
+  state: Float64Array | null;
 }
 
 /** Whether a load reads a host-written input buffer (the host rewrites those between steps). */
@@ -185,8 +186,12 @@ export class Machine {
   private readonly sectionCycles: Record<SectionName, number | null> = { init: null, step: null, final: null };
   /** Overlapped steps: record k is step k of a sequence (every sequence repeats them, it starts after init's barrier). */
   private readonly stepRecords: StepRecord[] = [];
-  /** Index of the first step record whose successor is its shift in time (steady state reached), or -1. */
+  /**
+   * Steady state: from step `periodicFrom` on (-1: not reached yet), step k repeats record
+   * periodicFrom + (k - periodicFrom) mod period shifted in time.
+   */
   private periodicFrom = -1;
+  private period = 1;
   /** Steps run since the last init/final (the index of the next step within its sequence). */
   private stepInSequence = 0;
   /** Whether the tile states hold the timing of the latest step (false after steps taken from stepRecords). */
@@ -324,11 +329,14 @@ export class Machine {
   }
 
   /**
-   * Cycles of the steady-state step once the overlapped steps have become periodic (each
-   * step the previous one shifted in time), else null; and the first step's cycles, once run.
+   * Cycles of the steady-state step once the overlapped steps have become periodic (the
+   * average over one period), else null; and the first step's cycles, once run.
    */
   stepTiming(): { first: number | null; steady: number | null } {
-    return { first: this.stepRecords[0]?.cycles ?? null, steady: this.periodicFrom >= 0 ? this.stepRecords[this.periodicFrom]!.cycles : null };
+    if (this.periodicFrom < 0) return { first: this.stepRecords[0]?.cycles ?? null, steady: null };
+    let sum = 0;
+    for (let i = 0; i < this.period; i++) sum += this.stepRecords[this.periodicFrom + i]!.cycles;
+    return { first: this.stepRecords[0]!.cycles, steady: sum / this.period };
   }
 
   /**
@@ -338,8 +346,8 @@ export class Machine {
    * to the end of this one, so the steps of a sequence add up to its span.
    *
    * Every sequence starts from a barrier, so step k takes the same cycles in every
-   * sequence, and once the state a step leaves (StepRecord) is the previous one's shifted
-   * in time, every later step repeats it: steps are timed until then and taken from the
+   * sequence, and once the state a step leaves (StepRecord) is that of a step q <= MAX_PERIOD
+   * steps earlier shifted in time, the steps in between repeat with period q: steps are timed until then and taken from the
    * records afterwards (exact, like the reuse of a section's schedule). A timed step after
    * untimed ones (traces, retime) restores the tile states from the record.
    */
@@ -348,18 +356,24 @@ export class Machine {
     const start = this.clock;
     const run: SectionRun = { section: "step", start, cycles: 0, instructions: 0, counts: zeroCounts(), busy: zeroBusy(), saturations: 0 };
     const known = this.periodicFrom >= 0 || k < this.stepRecords.length;
-    const recordIndex = (i: number): number => (this.periodicFrom >= 0 ? Math.min(i, this.periodicFrom) : i);
+    const recordIndex = (i: number): number => (this.periodicFrom >= 0 && i >= this.periodicFrom ? this.periodicFrom + ((i - this.periodicFrom) % this.period) : i);
     const timed = !known || schedule !== undefined || this.retime;
     if (timed) {
       if (k === 0) {
         for (const st of this.states) st.issue = start;
         this.inputFree = start;
-      } else if (!this.stateCurrent) this.restore(this.stepRecords[recordIndex(k - 1)]!.state, start);
+      } else if (!this.stateCurrent) {
+        const saved = this.stepRecords[recordIndex(k - 1)]!.state;
+        // Only runProgram's trace (first step) and retime (every step) time a step after untimed ones.
+        if (saved === null) throw new Error(`internal error: step ${k} cannot be timed after untimed steps beyond the first ${MAX_STATES}`);
+        this.restore(saved, start);
+      }
       for (const st of this.states) {
         st.pc = 0;
         st.lastEnd = start;
       }
-      this.inputLoadsEnd = start;
+      // No input load yet (a step without one leaves the host free to write at once).
+      this.inputLoadsEnd = -Infinity;
     }
     const end = this.execute("step", steps, run, timed, schedule);
     if (!timed) {
@@ -373,8 +387,14 @@ export class Machine {
         const want = this.stepRecords[recordIndex(k)]!.cycles;
         if (want !== run.cycles) throw new Error(`internal error: step ${k} took ${run.cycles} cycles, earlier ${want}`);
       } else {
-        this.stepRecords.push({ cycles: run.cycles, state });
-        if (k > 0 && sameState(state, this.stepRecords[k - 1]!.state)) this.periodicFrom = k;
+        this.stepRecords.push({ cycles: run.cycles, state: k < MAX_STATES ? state : null });
+        // The state after step k is the one after step k - q shifted: steps k - q + 1 .. k repeat.
+        for (let q = 1; q <= MAX_PERIOD && q <= k; q++)
+          if (sameState(state, this.stepRecords[k - q]!.state)) {
+            this.periodicFrom = k - q + 1;
+            this.period = q;
+            break;
+          }
       }
       this.stateCurrent = true;
     }
@@ -566,8 +586,18 @@ export class Machine {
   }
 }
 
-function sameState(a: Float64Array, b: Float64Array): boolean {
-  if (a.length !== b.length) return false;
+/** Longest period of the overlapped steady state looked for (longer ones are timed step by step, still exact). */
+const MAX_PERIOD = 8;
+
+/**
+ * Step indices whose state is kept. A schedule can drift forever without repeating (a tile
+ * that only produces, e.g. the input layer, runs ahead of the pipeline into the unbounded
+ * receive buffers): then every step is timed, and only its cycles are kept beyond these.
+ */
+const MAX_STATES = 64;
+
+function sameState(a: Float64Array, b: Float64Array | null): boolean {
+  if (b === null || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }

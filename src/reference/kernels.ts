@@ -158,7 +158,7 @@ export function packMatmul(blocks: readonly MatrixBlock[]): PackedMatmul {
         for (let j = 0; j < b.cols; j++, k++) {
           run.xIdx[k] = b.row + i;
           run.yIdx[k] = b.col + j;
-          run.w[k] = b.data[i * b.cols + j]!;
+          run.w[k] = b.data[i * b.cols + j];
         }
       }
     }
@@ -178,7 +178,7 @@ export function packMatmul(blocks: readonly MatrixBlock[]): PackedMatmul {
 
 function termsInto(r: TermRun, x: Float64Array, y: Float64Array): void {
   const { xIdx, yIdx, w } = r;
-  for (let k = 0; k < w.length; k++) y[yIdx[k]!] += x[xIdx[k]!] * w[k];
+  for (let k = 0; k < w.length; k++) y[yIdx[k]] += x[xIdx[k]] * w[k];
 }
 
 /** y[j] = sum_i x[i] W[i][j] (+ bias[j]); bit-identical to blockMatmulInto on the same blocks. */
