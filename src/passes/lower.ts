@@ -42,11 +42,10 @@ function linearMatrix(op: LinearOp): BlockMatrix {
   }
   const [nOut, nIn] = shape;
   const src = op.weight.data;
-  // Written in destination order by appending (a packed array, where `new Array(n)` filled
-  // out of order is a holey one); the reads are strided instead.
-  const data: number[] = [];
-  for (let i = 0; i < nIn; i++) {
-    for (let o = 0; o < nOut; o++) data.push(src[o * nIn + i]);
+  const data = new Array<number>(nIn * nOut);
+  for (let o = 0; o < nOut; o++) {
+    const row = o * nIn;
+    for (let i = 0; i < nIn; i++) data[i * nOut + o] = src[row + i];
   }
   return { rows: nIn, cols: nOut, blocks: [{ row: 0, col: 0, rows: nIn, cols: nOut, data }] };
 }

@@ -30,44 +30,35 @@ export interface QuantizedMatrix {
 
 const N_CANDIDATES = 4;
 
-// The passes over the entries are written out as loops (no per-entry callback): a shared
-// visitor taking three different callbacks is a polymorphic call per weight that V8 does not
-// inline, and quantization visits every weight three times.
+function forEachEntry(m: BlockMatrix, fn: (col: number, w: number) => void): void {
+  for (const b of m.blocks) {
+    for (let r = 0; r < b.rows; r++) {
+      const base = r * b.cols;
+      for (let c = 0; c < b.cols; c++) fn(b.col + c, b.data[base + c]);
+    }
+  }
+}
 
 export function quantizeMatrix(m: BlockMatrix, maxLevel: number): QuantizedMatrix {
   const L = maxLevel;
   const nCols = m.cols;
   const maxAbs = new Float64Array(nCols);
   const minNz = new Float64Array(nCols).fill(Infinity);
-  for (const b of m.blocks) {
-    const { col, rows, cols, data } = b;
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      for (let c = 0; c < cols; c++) {
-        const j = col + c;
-        const a = abs(data[base + c]);
-        if (a > maxAbs[j]) maxAbs[j] = a;
-        if (a > 0 && a < minNz[j]) minNz[j] = a;
-      }
-    }
-  }
+  forEachEntry(m, (j, w) => {
+    const a = abs(w);
+    if (a > maxAbs[j]) maxAbs[j] = a;
+    if (a > 0 && a < minNz[j]) minNz[j] = a;
+  });
 
   // Is every magnitude an integer multiple of the smallest one (within float rounding)?
   const onGrid = new Uint8Array(nCols).fill(1);
-  for (const b of m.blocks) {
-    const { col, rows, cols, data } = b;
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      for (let c = 0; c < cols; c++) {
-        const j = col + c;
-        const a = abs(data[base + c]);
-        if (a === 0 || !onGrid[j]) continue;
-        const ratio = a / minNz[j];
-        const k = round(ratio);
-        if (abs(ratio - k) > 1e-9 * k) onGrid[j] = 0;
-      }
-    }
-  }
+  forEachEntry(m, (j, w) => {
+    const a = abs(w);
+    if (a === 0 || !onGrid[j]) return;
+    const r = a / minNz[j];
+    const k = round(r);
+    if (abs(r - k) > 1e-9 * k) onGrid[j] = 0;
+  });
 
   // Candidate scales, column-major: cand[j * N + c]; NaN = not applicable.
   const cand = new Float64Array(nCols * N_CANDIDATES).fill(NaN);
@@ -84,32 +75,17 @@ export function quantizeMatrix(m: BlockMatrix, maxLevel: number): QuantizedMatri
     }
   }
 
-  // A column's candidates stop being tested at their first miss; `open[j]` counts the ones
-  // still exact, so an ordinary float column (every candidate missed after a few entries)
-  // costs one test per entry instead of N_CANDIDATES.
   const exact = new Uint8Array(nCols * N_CANDIDATES).fill(1);
-  const open = new Uint8Array(nCols).fill(N_CANDIDATES);
-  for (const b of m.blocks) {
-    const { col, rows, cols, data } = b;
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      for (let c = 0; c < cols; c++) {
-        const w = data[base + c];
-        const j = col + c;
-        if (w === 0 || open[j] === 0) continue; // round(0) = 0 is exact for every scale
-        for (let ci = 0; ci < N_CANDIDATES; ci++) {
-          const k = j * N_CANDIDATES + ci;
-          if (!exact[k]) continue;
-          const sc = cand[k];
-          const q = round(w / sc);
-          if (Number.isNaN(sc) || abs(q) > L || q * sc !== w) {
-            exact[k] = 0;
-            open[j]--;
-          }
-        }
-      }
+  forEachEntry(m, (j, w) => {
+    if (w === 0) return; // round(0) = 0 is exact for every scale
+    for (let c = 0; c < N_CANDIDATES; c++) {
+      const k = j * N_CANDIDATES + c;
+      if (!exact[k]) continue;
+      const s = cand[k];
+      const q = round(w / s);
+      if (Number.isNaN(s) || abs(q) > L || q * s !== w) exact[k] = 0;
     }
-  }
+  });
 
   const colScale = new Float64Array(nCols);
   let exactColumns = 0;
@@ -131,19 +107,17 @@ export function quantizeMatrix(m: BlockMatrix, maxLevel: number): QuantizedMatri
   }
 
   const blocks = m.blocks.map((b) => {
-    const { col, rows, cols, data: src } = b;
-    // Appended in order: a packed array, where `new Array(n)` would be a holey one.
-    const data: number[] = [];
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      for (let c = 0; c < cols; c++) {
-        const s = colScale[col + c];
+    const data = new Array<number>(b.data.length);
+    for (let r = 0; r < b.rows; r++) {
+      for (let c = 0; c < b.cols; c++) {
+        const i = r * b.cols + c;
+        const s = colScale[b.col + c];
         // Clamp guards the last ulp: |w|/s can exceed L by rounding when s = max|W|/L.
-        const q = max(-L, min(L, round(src[base + c] / s)));
-        data.push(q * s);
+        const q = max(-L, min(L, round(b.data[i] / s)));
+        data[i] = q * s;
       }
     }
-    return { row: b.row, col, rows, cols, data };
+    return { row: b.row, col: b.col, rows: b.rows, cols: b.cols, data };
   });
   return { weight: { rows: m.rows, cols: m.cols, blocks }, colScale, exactColumns };
 }
