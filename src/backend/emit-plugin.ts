@@ -7,8 +7,7 @@
 // hook, is a UserError naming the plugin module and the hook.
 
 import type { MatMulOp } from "../ir/types.js";
-import type { ExtEmitOperands, ExtEmitter, ExtOperandRef, ExtReadField, LoadedPlugin } from "../target/plugin.js";
-import type { S4DRecurrence } from "../target/plugin-split.js";
+import type { ExtEmitOperands, ExtEmitter, ExtOperandRef, ExtReadField, LoadedPlugin, S4DRecurrence } from "../target/plugin.js";
 import { ExtRuntime } from "../target/plugin-runtime.js";
 import type { Target } from "../target/types.js";
 import type { MemValue, SectionValues } from "./emit-values.js";

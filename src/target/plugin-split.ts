@@ -19,19 +19,9 @@
 import type { BlockMatrix, MatMulOp, Model, Op } from "../ir/types.js";
 import { operandsOf } from "../backend/schedule.js";
 import { levelsKey } from "../passes/quant-request.js";
+import type { S4DRecurrence } from "./plugin.js";
 
 type Section = "step" | "final";
-
-/** The diagonal recurrence of one S4D layer, read back from its fused matrix. */
-export interface S4DRecurrence {
-  layer: string;
-  channels: number;
-  modes: number;
-  dA: { re: Float64Array; im: Float64Array };
-  dB: { re: Float64Array; im: Float64Array };
-  /** A constant added to x_k per mode (a folded affine op before the layer, e.g. from ONNX); null when zero. */
-  bias: { re: Float64Array; im: Float64Array } | null;
-}
 
 export interface PluginSplit {
   /** The lowered model with every matched S4D matmul split in two. */

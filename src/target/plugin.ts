@@ -107,10 +107,10 @@ export interface ExtEmitter {
 }
 
 /**
- * The diagonal state update of one S4D layer, x_k = dA ⊙ x_{k-1} + dB u_k (+ bias) per complex mode
- * (docs/QUANTIZATION.md), H channels with M modes; index h*M + m.
+ * The diagonal recurrence of one S4D layer, x_k = dA ⊙ x_{k-1} + dB u_k (+ bias) per complex
+ * mode (docs/QUANTIZATION.md), H channels with M modes; index h*M + m.
  */
-export interface S4DStateUpdate {
+export interface S4DRecurrence {
   /** The layer's name (IR `layer`, else the matmul's value name). */
   layer: string;
   channels: number;
@@ -123,6 +123,10 @@ export interface S4DStateUpdate {
    * when zero, as for every DSL model.
    */
   bias: { re: Float64Array; im: Float64Array } | null;
+}
+
+/** What a plugin's lowerS4dState hook gets: the recurrence and where its operands live. */
+export interface S4DStateUpdate extends S4DRecurrence {
   /** x_{k-1}: 2HM words, [re, im] per (channel, mode). */
   state: ExtOperandRef;
   /** u_k: H words. */
