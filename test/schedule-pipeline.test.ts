@@ -13,26 +13,9 @@ import { stepBounds } from "../src/cost/bound.js";
 import { Machine } from "../src/interp/machine.js";
 import { runProgram } from "../src/interp/run.js";
 import type { Target } from "../src/target/types.js";
-import { patchedTarget, ProgramBuilder } from "./helpers/program-builder.js";
+import { ProgramBuilder, smallTimingTarget } from "./helpers/program-builder.js";
 
-const small: Target = patchedTarget("xbar64", (t) => {
-  t.name = "small";
-  t.clockHz = 1e9;
-  t.crossbar = {
-    ...t.crossbar,
-    rows: 8,
-    cols: 8,
-    numerics: { kind: "quantized", deviceLevels: 16, dacBits: 4, adcBits: 8 },
-    inputMode: "bit-serial",
-    dacCyclesPerBit: 1,
-    integrationCycles: 10,
-    adcsPerCrossbar: 2,
-    adcCyclesPerConversion: 1,
-  };
-  t.vector = { lanes: 4, precision: "float32", latency: { add: 1, mul: 2, relu: 1, gelu: 5, sigmoid: 3, tanh: 3, reduce: 2 } };
-  t.memory = { globalLatencyCycles: 10, globalWordsPerCycle: 2, localWordsPerCycle: 4 };
-  t.interconnect = { latencyCycles: 5, wordsPerCycle: 2 };
-});
+const small: Target = smallTimingTarget();
 
 const levels = (n: number, k: number): number[] => Array.from({ length: n }, (_, i) => ((i + k) % 7) - 3);
 const mvm = (xbar: number, src: number, dst: number): Instr => ({ op: "mvm", xbar, rowStart: 0, rows: 8, colStart: 0, cols: 8, src, dst, acc: false });

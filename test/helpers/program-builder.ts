@@ -15,6 +15,34 @@ export function patchedTarget(name: string, patch: (t: Target) => void): Target 
   return t;
 }
 
+/**
+ * Target "small" of the timing tests (interp-timing, schedule-pipeline): 8x8 crossbars,
+ * 4-bit bit-serial DAC, 10 integration cycles, 2 ADCs, short latencies, so intervals can be
+ * derived by hand.
+ */
+export function smallTimingTarget(patch?: (t: Target) => void): Target {
+  return patchedTarget("xbar64", (t) => {
+    t.name = "small";
+    t.clockHz = 1e9;
+    t.crossbar = {
+      ...t.crossbar,
+      rows: 8,
+      cols: 8,
+      numerics: { kind: "quantized", deviceLevels: 16, dacBits: 4, adcBits: 8 },
+      inputMode: "bit-serial",
+      dacCyclesPerBit: 1,
+      integrationCycles: 10,
+      adcsPerCrossbar: 2,
+      adcCyclesPerConversion: 1,
+    };
+    t.vector = { lanes: 4, precision: "float32", latency: { add: 1, mul: 2, relu: 1, gelu: 5, sigmoid: 3, tanh: 3, reduce: 2 } };
+    t.memory = { globalLatencyCycles: 10, globalWordsPerCycle: 2, localWordsPerCycle: 4 };
+    t.interconnect = { latencyCycles: 5, wordsPerCycle: 2 };
+    t.energy = { cellPj: 1, dacConversionPj: 2, adcConversionPj: 3, vectorOpPj: 4, localWordPj: 5, globalWordPj: 6, interconnectWordPj: 7, staticMw: 1 };
+    patch?.(t);
+  });
+}
+
 export interface CrossbarSpec {
   tile: number;
   rows: number;
