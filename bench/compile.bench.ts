@@ -20,6 +20,7 @@
 //   node build/bench/bench/compile.bench.js --child=s1M   (one size, JSON)
 
 import { spawnSync } from "node:child_process";
+import { PerformanceObserver } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { encodeProgram } from "../src/backend/container.js";
 import { emitProgram } from "../src/backend/emit.js";
@@ -54,6 +55,8 @@ interface ChildResult {
   /** CPU seconds of the compile phases (all threads, garbage collection included). */
   cpu: number;
   maxRssMB: number;
+  /** Main-thread garbage-collection pauses during the compile phases, seconds (perf_hooks "gc" entries; concurrent marking on other threads is not in it). */
+  gcPause: number;
 }
 
 /** Child: compile one size phase by phase and print one JSON line. */
@@ -71,6 +74,19 @@ function child(name: string): void {
     phases[name] = r.seconds;
     return r.value;
   };
+  // GC entries arrive asynchronously, after the synchronous phases below: they are collected
+  // until the compile ends (`gcUntil`) and the result is printed on a later turn (a timer:
+  // the observer's deliveries come after setImmediate callbacks).
+  const gcStarts: number[] = [];
+  const gcDurations: number[] = [];
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcStarts.push(e.startTime);
+      gcDurations.push(e.duration);
+    }
+  });
+  gcObserver.observe({ entryTypes: ["gc"] });
+  const gcFrom = performance.now();
   const c0 = process.cpuUsage();
   const front = phase("frontEnd", () => syntheticModel(spec));
   const lowered = phase("lower", () => lower(front));
@@ -83,13 +99,22 @@ function child(name: string): void {
   const program = phase("emit", () => emitProgram(quantized, plan, target, { compilerVersion: "bench" }));
   phase("encode", () => encodeProgram(program));
   const cpu = cpuSince(c0) - phasesCpu.check!; // checkModel is not a compile phase here
+  const gcUntil = performance.now();
   let weights = 0;
   for (const m of plan.perMatrix) weights += m.nonzeros;
   // The default calibration set on its own (quantize would run it on the mode-stabilized model).
   if (weights <= CALIBRATE_MAX_WEIGHTS || hasFlag("calibrate-all")) phase("calibrate", () => calibrate(lowered, null));
   const total = phases.frontEnd! + phases.lower! + phases.quantize! + phases.tile! + phases.emit! + phases.encode!;
-  const r: ChildResult = { name, weights, crossbars: plan.crossbars.length, phases, phasesCpu, total, cpu, maxRssMB: process.resourceUsage().maxRSS / 1024 };
-  process.stdout.write(`${JSON.stringify(r)}\n`);
+  const maxRssMB = process.resourceUsage().maxRSS / 1024;
+  setTimeout(() => {
+    gcObserver.disconnect();
+    let gcPause = 0;
+    gcStarts.forEach((t, k) => {
+      if (t >= gcFrom && t < gcUntil) gcPause += gcDurations[k]! / 1000;
+    });
+    const r: ChildResult = { name, weights, crossbars: plan.crossbars.length, phases, phasesCpu, total, cpu, maxRssMB, gcPause };
+    process.stdout.write(`${JSON.stringify(r)}\n`);
+  }, 10);
 }
 
 function parent(): void {
@@ -107,7 +132,7 @@ function parent(): void {
   const rows = results.map((r) => {
     const spec = SIZES.find((s) => s.name === r.name)!;
     const shape = `H=${spec.H} N=${spec.N} L=${spec.layers}`;
-    if ("error" in r) return [r.name, shape, `~${si(r.estimate, 1)}`, "-", ...phaseNames.map(() => "-"), "-", "-", "-", "-", "-", "-", r.error];
+    if ("error" in r) return [r.name, shape, `~${si(r.estimate, 1)}`, "-", ...phaseNames.map(() => "-"), "-", "-", "-", "-", "-", "-", "-", r.error];
     return [
       r.name,
       shape,
@@ -119,15 +144,16 @@ function parent(): void {
       si(r.weights / r.total, 2),
       si(r.weights / r.cpu, 2),
       fmt(r.maxRssMB, 0),
+      fmt(r.gcPause, 2),
       r.phasesCpu.calibrate === undefined ? "-" : fmt(r.phasesCpu.calibrate, 2),
       r.phasesCpu.calibrate === undefined ? "-" : si((r.weights * 8 * 64) / r.phasesCpu.calibrate, 1),
     ];
   });
   process.stdout.write(
     [
-      `compiler scaling on a bench-local target (xbar256 with ${TILES} tiles), one child process per size; CPU seconds per phase (robust on a shared machine; all threads, so concurrent garbage collection counts); quantize with a 1 x ${CAL_STEPS}-step calibration set; total = front end + lower + quantize + tile + emit + encode; "default calibration" = calibrate() on 8 x 64 steps on its own (CPU seconds; MAC/s = weights x 512 / CPU s; sizes above ${si(CALIBRATE_MAX_WEIGHTS, 1)} weights only with --calibrate-all)`,
+      `compiler scaling on a bench-local target (xbar256 with ${TILES} tiles), one child process per size; CPU seconds per phase (robust on a shared machine; all threads, so concurrent garbage collection counts); quantize with a 1 x ${CAL_STEPS}-step calibration set; total = front end + lower + quantize + tile + emit + encode; "GC pause s" = main-thread garbage-collection pauses during those phases (perf_hooks "gc" entries); "default calibration" = calibrate() on 8 x 64 steps on its own (CPU seconds; MAC/s = weights x 512 / CPU s; sizes above ${si(CALIBRATE_MAX_WEIGHTS, 1)} weights only with --calibrate-all)`,
       "",
-      table(["model", "shape", "weights", "xbars", ...phaseNames.map((p) => `${p} cpu s`), "total s wall", "total s cpu", "weights/s wall", "weights/s cpu", "peak RSS MB", "default calibration cpu s", "calibration MAC/s"], rows),
+      table(["model", "shape", "weights", "xbars", ...phaseNames.map((p) => `${p} cpu s`), "total s wall", "total s cpu", "weights/s wall", "weights/s cpu", "peak RSS MB", "GC pause s", "default calibration cpu s", "calibration MAC/s"], rows),
       "",
     ].join("\n"),
   );

@@ -13,6 +13,7 @@ committed fixtures (test/fixtures/qat) are checked there from the TypeScript sid
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import random
@@ -34,7 +35,7 @@ sys.path.insert(0, os.path.join(ROOT, "exporters", "pytorch"))
 from imssa_export import S4DConfig, S4Model, config_from_state_dict, load_safetensors, save_safetensors  # noqa: E402
 from imssa_qat import (NoiseModel, QATModel, QatConfig, export_safetensors, grid_state_dict, round_half_away,  # noqa: E402
                        round_half_up, s4d_text, scale_states, snap_scale)
-from imssa_qat.matrices import compiler_column_scales, repair_levels, spectral_radius2  # noqa: E402
+from imssa_qat.matrices import compiler_column_scales, repair_levels, repair_levels_residual, residual_fallback, spectral_radius2  # noqa: E402
 
 FIXTURES = os.path.join(ROOT, "test", "fixtures", "qat")
 F64 = torch.float64
@@ -125,6 +126,24 @@ def test_s4d_repair_is_the_fewest_steps_toward_zero():
     assert checked > 100, checked
 
 
+def test_residual_repair_hand_derived():
+    """quant-s4d.ts residual rule, the numbers of test/residual.test.ts: s = 0.01, L = 15,
+    dA - I = [-0.004, 0.026, -0.026, -0.004] rounds to [0, 3, -3, 0], I + q s has radius
+    sqrt(1.0009) >= 1; one step d0 = -1 gives radius sqrt(0.9909) (d3 = -1 ties, comes later)."""
+    s = [0.01] * 4
+    f = [-0.004, 0.026, -0.026, -0.004]
+    q = [0.0, 3.0, -3.0, 0.0]
+    assert spectral_radius2(1 + q[0] * s[0], q[1] * s[1], q[2] * s[2], 1 + q[3] * s[3]) >= 1
+    bound = residual_fallback(q, s, 15)
+    # diagonal levels nearest -1/s = -100, clamped to -15: |0 - -15| + 3 + 3 + |0 - -15| steps away
+    assert bound == 36
+    fix, k, radius = repair_levels_residual(q, s, f, 15, bound)
+    assert fix == [-1.0, 3.0, -3.0, 0.0] and k == 1
+    assert abs(radius - math.sqrt(0.9909)) < 1e-12
+    # no stable diagonal level when s >= 2
+    assert residual_fallback([0.0, 0.0, 0.0, 0.0], [2.5] * 4, 15) is None
+
+
 # ---- the committed fixture ----------------------------------------------------------------------
 
 def test_fixture_exact_mode_equals_committed_outputs():
@@ -211,7 +230,7 @@ def test_noise_injection_is_seeded():
 
 # ---- full loops through imssa-compile and imssa-run (need node and dist/) ----------------------------
 
-def _roundtrip(cfg: S4DConfig, levels, train_steps: int, tmp: str) -> float:
+def _roundtrip(cfg: S4DConfig, levels, train_steps: int, tmp: str, compile_args=()) -> float:
     torch.manual_seed(4)
     calib = os.path.join(FIXTURES, "calib.npy")
     inputs = os.path.join(FIXTURES, "inputs.npy")
@@ -219,7 +238,7 @@ def _roundtrip(cfg: S4DConfig, levels, train_steps: int, tmp: str) -> float:
     save_safetensors({k: v.detach() for k, v in m.state_dict().items()}, os.path.join(tmp, "m0.safetensors"))
     with open(os.path.join(tmp, "m0.s4d"), "w") as f:
         f.write(s4d_text(cfg, "m0.safetensors", "m0", levels))
-    node("compile", os.path.join(tmp, "m0.s4d"), "--calibrate", calib, "--emit", "qat-config", "-o", os.path.join(tmp, "m0.json"), "-q")
+    node("compile", os.path.join(tmp, "m0.s4d"), *compile_args, "--calibrate", calib, "--emit", "qat-config", "-o", os.path.join(tmp, "m0.json"), "-q")
     qat = QATModel(m, os.path.join(tmp, "m0.json"))
     x = torch.from_numpy(np.load(calib))
     qat.recalibrate(x)
@@ -233,8 +252,8 @@ def _roundtrip(cfg: S4DConfig, levels, train_steps: int, tmp: str) -> float:
     export_safetensors(qat, os.path.join(tmp, "m1.safetensors"), dtype=torch.float32)
     with open(os.path.join(tmp, "m1.s4d"), "w") as f:
         f.write(s4d_text(cfg, "m1.safetensors", "m1", levels))
-    node("compile", os.path.join(tmp, "m1.s4d"), "--calibrate", calib, "--emit", "qat-config", "-o", os.path.join(tmp, "m1.json"), "-q")
-    node("compile", os.path.join(tmp, "m1.s4d"), "--calibrate", calib, "-o", os.path.join(tmp, "m1.xbin"), "-q")
+    node("compile", os.path.join(tmp, "m1.s4d"), *compile_args, "--calibrate", calib, "--emit", "qat-config", "-o", os.path.join(tmp, "m1.json"), "-q")
+    node("compile", os.path.join(tmp, "m1.s4d"), *compile_args, "--calibrate", calib, "-o", os.path.join(tmp, "m1.xbin"), "-q")
     node("run", os.path.join(tmp, "m1.xbin"), "--input", inputs, "--output", os.path.join(tmp, "y.npy"))
     qat = QATModel(m, os.path.join(tmp, "m1.json"))
     assert qat.check_config(strict=False) == [], qat.check_config(strict=False)
@@ -262,6 +281,21 @@ def test_roundtrip_prenorm_bilinear_per_step_with_level_requests():
         cfg = S4DConfig(d_input=1, d_model=12, n_layers=2, d_state=16, d_output=3, prenorm=True, pool=False, disc="bilinear")
         levels = {"s4_layers.0.output_linear.0": 3, "decoder": 7, "s4_layers.1": 15}
         assert _roundtrip(cfg, levels, 3, tmp) == 0.0
+
+
+def test_roundtrip_residual_and_direct_recurrence():
+    """Both S4D recurrence forms (imssa-compile --recurrence): the residual configuration holds
+    dA - I (s4d.recurrence = residual) and the graph's add; fake quantization must equal the chip."""
+    if not have_node():
+        raise Skip("node or dist/ missing")
+    cfg = S4DConfig(d_input=1, d_model=12, n_layers=2, d_state=16, d_output=10, dt_min=0.01, dt_max=0.5)
+    for form in ("residual", "direct"):
+        with tempfile.TemporaryDirectory() as tmp:
+            assert _roundtrip(cfg, None, 3, tmp, ("--recurrence", form)) == 0.0, form
+            with open(os.path.join(tmp, "m1.json")) as f:
+                c = json.load(f)
+            s4d = [m for m in c["matmuls"] if m["origin"] == "s4d"]
+            assert len(s4d) == 2 and all(m["s4d"].get("recurrence", "direct") == form for m in s4d)
 
 
 def test_roundtrip_dense_partial_sums():

@@ -17,6 +17,8 @@ import { checkModel } from "./ir/validate.js";
 import { lower } from "./passes/lower.js";
 import { quantize } from "./passes/quantize.js";
 import { scaleStates } from "./passes/scale-states.js";
+import { chunkSequence, unroll } from "./passes/unroll.js";
+import { DEFAULT_RECURRENCE, residualRecurrence, type RecurrenceForm } from "./passes/residual.js";
 import { pluginIdentity, type LoadedPlugin } from "./target/plugin.js";
 import { splitS4DForPlugin, unquantizeTaken, withoutTaken } from "./target/plugin-split.js";
 import type { Target } from "./target/types.js";
@@ -89,8 +91,12 @@ export interface CompileOptions {
   groupChannels?: boolean;
   /** Per-mode S4D state scaling before quantization (default on; src/passes/scale-states.ts). */
   stateScaling?: boolean;
+  /** S4D recurrence mapping (src/passes/residual.ts): dA on the crossbar, or dA - I plus a digital add; default DEFAULT_RECURRENCE. */
+  recurrence?: RecurrenceForm;
   /** The target's plugin (src/target/plugin.ts loadTargetWithPlugin); required when the target names one. */
   plugin?: LoadedPlugin | null;
+  /** Time steps per program step (src/passes/unroll.ts, docs/SCHEDULE.md "Unrolling"); default 1. */
+  unroll?: number;
 }
 
 export function compile(model: Model, target: Target, opts: CompileOptions = {}): CompileResult {
@@ -100,15 +106,26 @@ export function compile(model: Model, target: Target, opts: CompileOptions = {})
   const unscaled = model.level === "model" ? lower(model) : model;
   checkModel(unscaled, `${where} (after lowering)`);
   // `lowered` is what quantization starts from (QAT configs re-quantize it), so it carries the state scaling.
-  const scaled = opts.stateScaling === false ? unscaled : scaleStates(unscaled, target, { calibration: opts.calibration ?? null });
+  // Residual recurrence form, before state scaling so the scaling sees the matrix that is quantized.
+  // Not with a plugin that takes the state update off the crossbars (nothing is rounded there).
+  const residual = (opts.recurrence ?? DEFAULT_RECURRENCE) === "residual" && !opts.plugin?.plugin.lowerS4dState;
+  const mapped = residual ? residualRecurrence(unscaled) : unscaled;
+  if (residual) checkModel(mapped, `${where} (after the residual recurrence mapping)`);
+  const scaled = opts.stateScaling === false ? mapped : scaleStates(mapped, target, { calibration: opts.calibration ?? null });
   checkModel(scaled, `${where} (after state scaling)`);
   const plugin = opts.plugin ?? null;
+  // k-step unrolling after scaling (exact in float, so the two commute), before quantization.
+  const k = opts.unroll ?? 1;
+  if (k !== 1 && plugin !== null) return fail("unsupported", `--unroll ${k}: target "${target.name}" has a plugin (${target.plugin}), whose S4D state lowering expects one time step per program step; compile with --unroll 1`, { file: target.source.file });
+  const unrolled = k === 1 ? scaled : unroll(scaled, k, where);
+  if (k !== 1) checkModel(unrolled, `${where} (after unrolling ${k} steps)`);
+  const calibration = k === 1 || !opts.calibration ? (opts.calibration ?? null) : opts.calibration.map((seq) => chunkSequence(seq, k));
   if (target.plugin !== undefined && plugin === null) return fail("unsupported", `target "${target.name}" has a plugin (${target.plugin}), which this command does not load (imssa-compile, imssa-run and imssa-verify do; API: loadTargetWithPlugin)`, { file: target.source.file });
   // A plugin's lowerS4dState takes the S4D state updates off the crossbars (src/target/plugin-split.ts).
-  const split = plugin?.plugin.lowerS4dState ? splitS4DForPlugin(scaled) : null;
-  const lowered = split?.model ?? scaled;
+  const split = plugin?.plugin.lowerS4dState ? splitS4DForPlugin(unrolled) : null;
+  const lowered = split?.model ?? unrolled;
   if (split) checkModel(lowered, `${where} (after splitting S4D layers for target plugin ${plugin!.plugin.name})`);
-  const quantizedAll = quantize(lowered, target, opts.calibration ?? null);
+  const quantizedAll = quantize(lowered, target, calibration);
   checkModel(quantizedAll, `${where} (after quantization)`);
   // The plugin's matmuls are not on crossbars: float weights, no quant record, no crossbar pieces.
   const quantized = split ? unquantizeTaken(quantizedAll, lowered, split.taken) : quantizedAll;
@@ -119,5 +136,8 @@ export function compile(model: Model, target: Target, opts: CompileOptions = {})
     compilerVersion: COMPILER_VERSION,
     ...(plugin ? { plugin: { loaded: plugin, target, taken: split?.taken ?? new Map(), identity: pluginIdentity(plugin) } } : {}),
   });
+  // The IR's own factor: k here, or the one an already unrolled lowered IR (--emit lowered-ir) records.
+  const steps = lowered.unroll ?? 1;
+  if (steps !== 1) program.unroll = steps;
   return { model, lowered, quantized, plan, program };
 }

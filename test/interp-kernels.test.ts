@@ -23,6 +23,16 @@ describe("roundClamp", () => {
       values.push((rng.uniform() - 0.5) * 400 * u * u);
       values.push(Math.round((rng.uniform() - 0.5) * 600) / 2); // exact ties
     }
+    // One and two ulps either side of ties and of the clamp bounds (the rounding decides there),
+    // and values where 2t or t + 1/2 are no longer exact.
+    const bits = new Float64Array(1);
+    const word = new BigInt64Array(bits.buffer);
+    for (const base of [0.5, 1.5, 2.5, 3.5, 7.5, 8.5, 63.5, 126.5, 127.5, 128.5, 2046.5, 2047.5, 2048.5, 2 ** 51 + 0.5, 2 ** 52, 2 ** 53])
+      for (const d of [-2n, -1n, 1n, 2n]) {
+        bits[0] = base;
+        word[0] += d;
+        values.push(bits[0], -bits[0]);
+      }
     for (const M of [1, 7, 127, 2047])
       for (const t of values) {
         const got = roundClamp(t, M);

@@ -8,13 +8,18 @@
 // regression of two sequences fails. To keep the test fast it runs the first 50 of the 200
 // sequences (`node scripts/measure-argmax.mjs --fixtures scan_cls_op17 --limit 50`).
 //
-// Measured, first 50 / first 100 / all 200 sequences: xbar64 0.700 / 0.670 / 0.665 (0.080 /
-// 0.120 / 0.170 without state scaling); xbar128 0.940 / 0.940 / 0.925; ideal 1.000 everywhere. The issue's target of 0.99 on xbar64
-// is NOT reached by post-training quantization of this float-trained model: the rounding of
-// dA on 31 levels dominates (docs/QUANTIZATION.md "State scaling").
+// Measured, first 50 / all 200 sequences (direct recurrence form, the compiler's default):
+// xbar64 0.700 / 0.665 (0.080 / 0.170 without state scaling); xbar128 0.940 / 0.925; ideal
+// 1.000. Residual recurrence form (`--recurrence residual`, src/passes/residual.ts: dA - I on
+// the crossbar, the previous state added digitally): xbar64 0.980 / 0.935 (0.940 on the first
+// 50 without state scaling); xbar128 0.980 / 0.975. The issue's target of 0.99 on all 200
+// sequences on xbar64 is still not reached by post-training quantization of this float-trained
+// model: with 32 device levels instead of 16 the residual form gives 0.985, so the weight
+// levels remain the limit (docs/QUANTIZATION.md "Residual recurrence form").
 
 import { describe, expect, test } from "@jest/globals";
 import { compile, loadModel, sequencesFromBatch } from "../src/pipeline.js";
+import type { RecurrenceForm } from "../src/passes/residual.js";
 import { readFloatNpy } from "../src/common/npy.js";
 import { runProgram } from "../src/interp/run.js";
 import { loadTarget } from "../src/target/load.js";
@@ -31,10 +36,16 @@ const calNpy = readFloatNpy(`${FIX}digits_train64_rows.input.npy`);
 const calibration = sequencesFromBatch(model, calNpy.data, calNpy.shape, "digits_train64_rows.input.npy");
 const ONE = 1 / N;
 
-function chipAgreement(target: string, stateScaling = true): number {
-  const { program } = compile(model, loadTarget(target), { calibration, stateScaling });
+const measured = new Map<string, number>();
+function chipAgreement(target: string, stateScaling = true, recurrence: RecurrenceForm = "direct"): number {
+  const key = `${target} ${stateScaling} ${recurrence}`;
+  const known = measured.get(key);
+  if (known !== undefined) return known;
+  const { program } = compile(model, loadTarget(target), { calibration, stateScaling, recurrence });
   const out = runProgram(program, x.data, x.shape).final;
-  return argmaxAgreement(out!, ort, 10);
+  const agreement = argmaxAgreement(out!, ort, 10);
+  measured.set(key, agreement);
+  return agreement;
 }
 
 describe("scan_cls_op17: chip argmax vs ONNX Runtime float argmax on 50 held-out digits", () => {
@@ -60,7 +71,16 @@ describe("scan_cls_op17: chip argmax vs ONNX Runtime float argmax on 50 held-out
     expect(on - off).toBeGreaterThan(0.4);
   });
 
-  test("xbar128: at least the measured 0.940", () => {
+  test("xbar64, residual recurrence form: at least the measured 0.980, far above the direct form's 0.700", () => {
+    const residual = chipAgreement("xbar64", true, "residual");
+    const direct = chipAgreement("xbar64", true, "direct");
+    expect(residual).toBeGreaterThanOrEqual(0.98 - ONE);
+    expect(direct).toBeLessThan(0.8);
+    expect(residual - direct).toBeGreaterThan(0.2);
+  });
+
+  test("xbar128: at least the measured 0.940 (direct) and 0.980 (residual)", () => {
     expect(chipAgreement("xbar128")).toBeGreaterThanOrEqual(0.94 - ONE);
+    expect(chipAgreement("xbar128", true, "residual")).toBeGreaterThanOrEqual(0.98 - ONE);
   });
 });

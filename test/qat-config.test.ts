@@ -223,3 +223,43 @@ describe("imssa-compile --emit qat-config", () => {
     expect((JSON.parse(r.out) as QatConfig).format).toBe("imssa-qat");
   });
 });
+
+describe("the residual recurrence form in the configuration (examples/tiny.s4d on xbar64)", () => {
+  const target = loadTarget("xbar64");
+  const model = loadModel("examples/tiny.s4d");
+  const conf = (recurrence: "direct" | "residual") => {
+    const result = compile(model, target, { recurrence });
+    return { result, config: buildQatConfig(result, target, { source: "examples/tiny.s4d", compilerVersion: COMPILER_VERSION }) };
+  };
+  const residual = conf("residual");
+  const direct = conf("direct");
+
+  test("the S4D matmuls say so, the entries describe dA - I, the graph has the add, the schema accepts it", () => {
+    expect(checkQatConfig(residual.config, "tiny.qat.json")).toEqual([]);
+    const s4d = residual.config.matmuls.filter((m) => m.origin === "s4d");
+    expect(s4d.length).toBeGreaterThan(0);
+    for (const m of s4d) {
+      expect(m.s4d!.recurrence).toBe("residual");
+      expect(m.s4d!.entries.dA).toMatch(/Re dA - 1/);
+      // the add op reads the previous state and the increment slice of this matmul
+      const i = residual.config.matmuls.indexOf(m);
+      const mmOp = residual.config.graph.step.find((o) => o.op === "matmul" && o.matmul === i)!;
+      const slice = residual.config.graph.step.find((o) => o.op === "slice" && o.x === mmOp.out && o.start === 0)!;
+      expect(residual.config.graph.step.some((o) => o.op === "add" && o.a === slice.out && o.b === mmOp.xs![0])).toBe(true);
+    }
+    // the direct form has no recurrence field (configurations written before it stay valid)
+    for (const m of direct.config.matmuls.filter((x) => x.origin === "s4d")) expect(m.s4d!.recurrence).toBeUndefined();
+  });
+
+  test("the state block's levels describe dA - I: every mode of I + q s is stable", () => {
+    for (const op of matmuls(residual.result).filter((o) => o.origin === "s4d")) {
+      expect(op.residual).toBeDefined();
+      const n = op.residual!.length;
+      const at = (i: number, j: number): number => {
+        for (const b of op.weight.blocks) if (i >= b.row && i < b.row + b.rows && j >= b.col && j < b.col + b.cols) return b.data[(i - b.row) * b.cols + (j - b.col)]!;
+        return 0;
+      };
+      for (let k = 0; k < n / 2; k++) expect(spectralRadius2(1 + at(2 * k, 2 * k), at(2 * k, 2 * k + 1), at(2 * k + 1, 2 * k), 1 + at(2 * k + 1, 2 * k + 1))).toBeLessThan(1);
+    }
+  });
+});

@@ -10,6 +10,7 @@ import { compile, loadModel, sequencesFromBatch } from "../src/pipeline.js";
 import { readFloatNpy } from "../src/common/npy.js";
 import { lower } from "../src/passes/lower.js";
 import { RANGE_RATIO, chooseStateScale, scaleStates } from "../src/passes/scale-states.js";
+import { residualRecurrence } from "../src/passes/residual.js";
 import { evaluateSequence } from "../src/reference/evaluate.js";
 import { loadTarget } from "../src/target/load.js";
 import type { BlockMatrix, MatMulOp, Model } from "../src/ir/types.js";
@@ -190,5 +191,37 @@ describe("imssa-compile --no-state-scaling", () => {
     for (const s of a) expect(s).toBeDefined();
     expect(a.some((s) => s!.some((c) => c !== 1))).toBe(true);
     expect(s4dScales(off.stdout).every((s) => s === undefined)).toBe(true);
+  });
+});
+
+describe("state scaling of the residual recurrence form (src/passes/residual.ts)", () => {
+  test("the dB cap counts the state block as dA (block + I), not as dA - I", () => {
+    // One mode: dA = 0.98 + 0.05i, dB = 0.02 (re only), y column C entries; state range 1, u range 1.
+    // Direct: wCap = max|dA col| / |dB| = 0.98 / 0.02 = 49; rCap = 2 * 1 / 1 = 2 -> c = 2.
+    // With a tiny state range (0.01) rCap = 200, so wCap decides: c = 2^floor(log2 49) = 32,
+    // and the residual form must give the same 32 (with the dA - I entries, 0.05 / 0.02 = 2.5 -> 2).
+    const direct: BlockMatrix = { rows: 3, cols: 3, blocks: [{ row: 0, col: 0, rows: 2, cols: 2, data: [0.98, 0.05, -0.05, 0.98] }, { row: 2, col: 0, rows: 1, cols: 3, data: [0.02, 0, 0.5] }] };
+    const residual: BlockMatrix = { rows: 3, cols: 3, blocks: [{ row: 0, col: 0, rows: 2, cols: 2, data: [0.98 - 1, 0.05, -0.05, 0.98 - 1] }, { row: 2, col: 0, rows: 1, cols: 3, data: [0.02, 0, 0.5] }] };
+    expect(chooseStateScale(direct, 2, [0.01, 0.01], 1)).toEqual([32]);
+    expect(chooseStateScale(residual, 2, [0.01, 0.01], 1, true)).toEqual([32]);
+    expect(chooseStateScale(residual, 2, [0.01, 0.01], 1, false)).toEqual([2]);
+  });
+
+  test("a residual-form IR is scaled like its direct form, and its float outputs are unchanged bit for bit", () => {
+    const model = randomModel(makeRng(9), { hidden: 4, modes: 6, layers: 2, outputs: "both", discretization: "zoh" });
+    const lowered = lower(model);
+    const cal = randomInputs(lowered, 2, 3, 32);
+    const res = residualRecurrence(lowered);
+    const scaledRes = scaleStates(res, xbar64, { calibration: cal });
+    const scaledDirect = scaleStates(lowered, xbar64, { calibration: cal });
+    const mmsRes = s4dMatmuls(scaledRes);
+    const mmsDirect = s4dMatmuls(scaledDirect);
+    expect(mmsRes.length).toBe(2);
+    mmsRes.forEach((m, i) => {
+      expect(m.residual).toBeDefined();
+      expect(m.stateScale).toBeDefined();
+      expect(m.stateScale).toEqual(mmsDirect[i]!.stateScale);
+    });
+    expectSameOutputs(res, scaledRes, randomInputs(lowered, 4, 2, 24));
   });
 });

@@ -2,6 +2,8 @@
 // recurrence outputs and states, and the step lower bounds of src/cost/bound.ts.
 
 import { describe, expect, test } from "@jest/globals";
+import { emitProgram } from "../src/backend/emit.js";
+import { sharesStepStages } from "../src/backend/regroup.js";
 import { columnOwners, crossbarClusters, assignCrossbarTiles, piecesByMatmul } from "../src/backend/schedule.js";
 import { stepBounds } from "../src/cost/bound.js";
 import type { Instr } from "../src/backend/isa.js";
@@ -136,5 +138,58 @@ describe("step lower bounds (hand-derived, docs/SCHEDULE.md)", () => {
     // state at 0..7: y = W x_old into 8..15, then x_new = y (vcopy of 8 words on the default 16 lanes: 1 cycle).
     b.emit(0, "step", [mvm(0, 0, 8), { op: "vcopy", dst: 0, a: 8, len: 8 }]);
     expect(stepBounds(b.build(), small)).toMatchObject({ criticalPath: 23, recurrence: 23 });
+  });
+});
+
+describe("recurrence states in read order (src/backend/emit-recurrence.ts)", () => {
+  // digits-size, H = 32 and 2 layers on xbar64: each channel group's tile holds its
+  // channels' states; the fused layout stores them in the order the crossbars read them.
+  const target = loadTarget("xbar64");
+  const m = digitsSizeModel(5, 32, 32, 2);
+  // The last layernorm as a step output too, so every step is compared, not only the mean.
+  const last = m.sections.step.filter((o) => o.op === "layernorm" || o.op === "affine").at(-1)!.out;
+  const model: Model = { ...m, outputs: [...m.outputs, { name: "h", value: last, section: "step" }] };
+  const { quantized, plan, program } = compile(model, target);
+  const plainLayout = emitProgram(quantized, plan, target, { fuseStates: false });
+  const vectorOps = (p: typeof program, symbol: RegExp): number =>
+    p.tiles.reduce((n, t) => n + t.sections.step.code.filter((ins, k) => ins.op.startsWith("v") && symbol.test(p.symbols[t.sections.step.symbols[k]!]!)).length, 0);
+
+  test("same numbers as the plain layout, bit for bit, on every step", () => {
+    const T = 12;
+    const x = Float32Array.from({ length: 2 * T }, (_, i) => Math.sin(0.9 * i + 0.2));
+    const fused = runProgram(program, x, [2, T, 1]);
+    const plain = runProgram(plainLayout, x, [2, T, 1]);
+    expect(fused.step!.length).toBe(2 * T * 32);
+    expect(Array.from(fused.step!)).toEqual(Array.from(plain.step!));
+    expect(Array.from(fused.final!)).toEqual(Array.from(plain.final!));
+  });
+
+  test("most input gathers, result placements and the state copy are gone", () => {
+    // Plain layout: every S4D piece's input [state words of its channel, u_c] gathered with
+    // copies, MVM results placed with copies, then the new state copied into the state
+    // buffer. Fused: the input words of a channel (one per channel) are copied into their
+    // slots, y is compacted (one word per channel), and only pieces that share columns or
+    // read words another MVM writes need copies.
+    const s4d = /\.s4d \(/;
+    const fused = vectorOps(program, s4d);
+    const plain = vectorOps(plainLayout, s4d);
+    expect(fused).toBeLessThan(plain / 2);
+    // No S4D state write is left: the MVMs sum the new state into the arena in place.
+    const writes = (p: typeof program): number => p.tiles.reduce((n, t) => n + t.sections.step.symbols.filter((s) => /\.s4d.*state_write/.test(p.symbols[s]!)).length, 0);
+    expect(writes(plainLayout)).toBeGreaterThan(0);
+    expect(writes(program)).toBe(0);
+  });
+});
+
+describe("stages on crossbars of their own (src/backend/regroup.ts)", () => {
+  test("xbar256: the small dense matmuls of a step share no crossbar", () => {
+    // On 256 x 256 crossbars the encoder (1 x 64) and the output linears (64 x 128) all fit
+    // one crossbar; shared, two stages sit on one tile whose in-order stream serializes the
+    // step. Grouped plans keep every step matmul's pieces on crossbars of its own.
+    const target = loadTarget("xbar256");
+    const { plan } = compile(digitsSizeModel(2, 64, 32, 2), target);
+    expect(sharesStepStages(plan)).toBe(false);
+    const plain = compile(digitsSizeModel(2, 64, 32, 2), target, { groupChannels: false }).plan;
+    expect(sharesStepStages(plain)).toBe(true);
   });
 });

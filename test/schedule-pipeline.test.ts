@@ -85,8 +85,13 @@ describe("two-stage pipeline", () => {
     expect(cached.report.totalCycles).toBe(2 * (81 + 5 * 37));
   });
 
-  test("bounds: critical path 81 (14 + 22 + 4 + 5 + 22 + 14), busiest unit a crossbar (22), no recurrence", () => {
-    expect(stepBounds(twoStage(), small)).toMatchObject({ criticalPath: 81, resource: 22, recurrence: 0, lowerBound: 81, intervalBound: 22 });
+  test("bounds: critical path 81 (14 + 22 + 4 + 5 + 22 + 14), busiest unit a crossbar (22), no recurrence, issue loop 37", () => {
+    // Issue loop of tile 0 (src/cost/bound.ts): load starts at 0 and ends at 14, the mvm
+    // reads its words: [14, 36), the send reads the mvm's: starts at 36, so step t+1's load
+    // can issue at 37. Tile 1: recv (reached from its own start only: completes at 1), mvm
+    // [1, 23), store [23, ...): next issue 24. The interval bound is 37, which the
+    // interpreter reaches (previous test).
+    expect(stepBounds(twoStage(), small)).toMatchObject({ criticalPath: 81, resource: 22, recurrence: 0, issueLoop: 37, issueLoopTile: "tile 0", lowerBound: 81, intervalBound: 37 });
   });
 });
 
@@ -127,5 +132,32 @@ describe("recurrences bound the interval", () => {
     const cycles = Array.from({ length: 12 }, () => m.runSection("step", 12).cycles);
     expect(cycles).toEqual([53, 26, 36, 26, 36, 26, 36, 26, 36, 26, 36, 26]);
     expect(m.stepTiming()).toEqual({ first: 53, steady: 31 });
+  });
+});
+
+describe("the in-order issue loop bounds the interval", () => {
+  test("one tile, load -> mvm -> vcopy -> send, vcopy: loop 40 = 14 + 22 + 2 + 1 + 1, reached", () => {
+    // Tile 0 from its load's start: load [0,14) (10 + ceil(8/2)); the mvm reads its words:
+    // [14,36); a vcopy of the mvm's 8 words (4 lanes: 2 cycles) [36,38); the send of the
+    // copy starts at 38 (4 cycles); a second vcopy of the mvm's words issues the cycle after
+    // the send started, 39, and finds the vector unit free: [39,41). The next step's load
+    // can issue at 40. Busiest unit: the crossbar (22); no loop-carried words.
+    const b = builder(2);
+    b.emit(0, "step", [
+      { op: "load", dst: 0, global: 0, len: 8 },
+      mvm(0, 0, 8),
+      { op: "vcopy", dst: 16, a: 8, len: 8 },
+      { op: "send", peer: 1, src: 16, len: 8, tag: 0 },
+      { op: "vcopy", dst: 24, a: 8, len: 8 },
+    ]);
+    b.emit(1, "step", [{ op: "recv", peer: 0, dst: 0, len: 8, tag: 0 }, { op: "store", global: 32, src: 0, len: 8 }]);
+    const p = b.build();
+    const bounds = stepBounds(p, small);
+    expect(bounds).toMatchObject({ resource: 22, recurrence: 0, issueLoop: 40, issueLoopTile: "tile 0", intervalBound: 40 });
+    // The interpreter: step t+1's load issues at 40; the host wrote its input at 14 and the
+    // mvm stopped reading words 0..8 at 36, so it starts at 40, and every step repeats the
+    // same schedule 40 cycles later.
+    const r = runProgram(p, new Float32Array(6 * 8).fill(0.25), [1, 6, 8]).report;
+    expect(r.sections.stepSteady!.cycles).toBe(40);
   });
 });

@@ -11,6 +11,8 @@ their structural entries (COO, the entries the compiler's block matrices hold):
       W[2k][S+h] = 2p / c_k   W[2k+1][S+h] = -2q / c_k        (p + iq = C dA)
       W[S+h][S+h] = 2 sum_m Re(C dB) + D_h
   with c_k the configuration's stateScale (src/passes/scale-states.ts, powers of two),
+  and, in the residual recurrence form (s4d.recurrence = "residual", src/passes/residual.ts),
+  Re dA - 1 instead of Re dA on the diagonal (the graph's add op adds the previous state),
   with the discretization of src/common/s4d-math.ts written with the same float64 operations
   (exp/cos/sin/expm1, Smith's complex division), so the values agree with the compiler's to
   the last bit up to differences between the math libraries' exp/sin/cos.
@@ -101,6 +103,8 @@ class S4DSpec(MatrixSpec):
         super().__init__(S + H, S + H, rows, cols)
         self.n_modes = H * M
         # per-mode state scale of src/passes/scale-states.ts (powers of two; absent: unscaled)
+        # residual recurrence form: the state block holds dA - I (absent: direct form)
+        self.residual = info.get("recurrence") == "residual"
         scale = info.get("stateScale")
         self.state_scale = torch.tensor(scale if scale is not None else [1.0] * (H * M), dtype=F64).reshape(H, M)
 
@@ -148,7 +152,9 @@ class S4DSpec(MatrixSpec):
         C = params[self.names["C"]].to(F64).reshape(H, M, 2)
         cr, ci = C[..., 0], C[..., 1]
         D = params[self.names["D"]].to(F64).reshape(H)
-        a = torch.stack([ar, ai, -ai, ar], -1).reshape(-1)
+        # residual form: Re dA - 1 in float64, the compiler's W[i][i] += -1 (same IEEE operation)
+        ad = ar - 1 if self.residual else ar
+        a = torch.stack([ad, ai, -ai, ad], -1).reshape(-1)
         # state scaling x~ = c x: dB * c, C / c (exact, c a power of two); the D entry uses the unscaled products
         sc = self.state_scale
         b = torch.stack([br * sc, bi * sc], -1).reshape(-1)
@@ -288,18 +294,65 @@ def repair_levels(levels: List[float], scale: List[float], target: List[float]) 
     raise RuntimeError("S4D mode repair found no stable block")
 
 
-def repair_s4d(spec: S4DSpec, w: torch.Tensor, q: torch.Tensor, scales: torch.Tensor):
+def repair_levels_residual(levels: List[float], scale: List[float], target: List[float], L: int,
+                           max_steps: int) -> Optional[Tuple[List[float], int, float]]:
+    """quant-s4d.ts repairResidualLevels: the block is I + q*s; single-level steps in either
+    direction with |level| <= L, fewest first, least error, first in the order d0 = -k..k,
+    d1 = -(k-|d0|).., d2 = .., d3 = -r then +r."""
+    for k in range(1, max_steps + 1):
+        best = None
+        best_err = math.inf
+        best_r = math.nan
+
+        def visit(e: int, left: int, d: List[int]):
+            nonlocal best, best_err, best_r
+            if e == 3:
+                for last in ([0] if left == 0 else [-left, left]):
+                    dd = d + [last]
+                    cand = [levels[i] + dd[i] for i in range(4)]
+                    if any(abs(c) > L for c in cand):
+                        continue
+                    w = [cand[i] * scale[i] for i in range(4)]
+                    r = spectral_radius2(1 + w[0], w[1], w[2], 1 + w[3])
+                    if not (r < 1):
+                        continue
+                    err = (w[0] - target[0]) ** 2 + (w[1] - target[1]) ** 2 + (w[2] - target[2]) ** 2 + (w[3] - target[3]) ** 2
+                    if err < best_err:
+                        best_err, best, best_r = err, cand, r
+                return
+            for v in range(-left, left + 1):
+                visit(e + 1, left - abs(v), d + [v])
+
+        visit(0, k, [])
+        if best is not None:
+            return best, k, best_r
+    return None
+
+
+def residual_fallback(levels: List[float], scale: List[float], L: int) -> Optional[int]:
+    """quant-s4d.ts residualFallback: steps to the diagonal block with levels nearest -1/s, or None."""
+    l0 = max(-L, min(L, float(round_half_up(torch.tensor(-1 / scale[0], dtype=F64)))))
+    l3 = max(-L, min(L, float(round_half_up(torch.tensor(-1 / scale[3], dtype=F64)))))
+    if not (spectral_radius2(1 + l0 * scale[0], 0, 0, 1 + l3 * scale[3]) < 1):
+        return None
+    return int(abs(l0 - levels[0]) + abs(levels[1]) + abs(levels[2]) + abs(l3 - levels[3]))
+
+
+def repair_s4d(spec: S4DSpec, w: torch.Tensor, q: torch.Tensor, scales: torch.Tensor, L: int = 0):
     """Applies the stability repair to the levels q (float64 [nnz], modified copy).
 
     Returns (q, repairs) with repairs a list of dicts {mode, roundedLevels, levels}.
+    Residual form: the blocks are I + entries, repaired by repair_levels_residual (needs L).
     """
     n = spec.n_modes
     f = w.detach()[: 4 * n].reshape(n, 4)
     lv = q[: 4 * n].reshape(n, 4)
     cols = spec.cols[: 4 * n].reshape(n, 4)
     s = scales[cols]
-    f_rad = _radius_t(f[:, 0], f[:, 1], f[:, 2], f[:, 3])
-    w_q = lv * s
+    eye = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=F64) if spec.residual else torch.zeros(4, dtype=F64)
+    fi = f + eye
+    f_rad = _radius_t(fi[:, 0], fi[:, 1], fi[:, 2], fi[:, 3])
+    w_q = lv * s + eye
     q_rad = _radius_t(w_q[:, 0], w_q[:, 1], w_q[:, 2], w_q[:, 3])
     # the exact (scalar) rule decides; the tensor radii only preselect candidates
     maybe = torch.nonzero((f_rad < 1 + 1e-9) & ~(q_rad < 1 - 1e-9)).reshape(-1).tolist()
@@ -309,11 +362,20 @@ def repair_s4d(spec: S4DSpec, w: torch.Tensor, q: torch.Tensor, scales: torch.Te
         fv = [float(x) for x in f[mode]]
         qv = [float(x) for x in lv[mode]]
         sv = [float(x) for x in s[mode]]
-        if not (spectral_radius2(*fv) < 1):
+        one = 1.0 if spec.residual else 0.0
+        if not (spectral_radius2(one + fv[0], fv[1], fv[2], one + fv[3]) < 1):
             continue
-        if spectral_radius2(*[qv[e] * sv[e] for e in range(4)]) < 1:
+        wq = [qv[e] * sv[e] for e in range(4)]
+        if spectral_radius2(one + wq[0], wq[1], wq[2], one + wq[3]) < 1:
             continue
-        fix, _, _ = repair_levels(qv, sv, fv)
+        if spec.residual:
+            bound = residual_fallback(qv, sv, L)
+            got = None if bound is None else repair_levels_residual(qv, sv, fv, L, bound)
+            if got is None:
+                raise RuntimeError(f"S4D mode {mode} cannot be kept stable in the residual recurrence form")
+            fix = got[0]
+        else:
+            fix, _, _ = repair_levels(qv, sv, fv)
         out[4 * mode: 4 * mode + 4] = torch.tensor(fix, dtype=out.dtype)
         repairs.append({"mode": mode, "roundedLevels": [int(x) for x in qv], "levels": [int(x) for x in fix]})
     return out, repairs
@@ -322,7 +384,8 @@ def repair_s4d(spec: S4DSpec, w: torch.Tensor, q: torch.Tensor, scales: torch.Te
 def unstable_in_float(spec: S4DSpec, w: torch.Tensor) -> int:
     n = spec.n_modes
     f = w.detach()[: 4 * n].reshape(n, 4).tolist()
-    return sum(1 for v in f if not (spectral_radius2(*v) < 1))
+    one = 1.0 if spec.residual else 0.0
+    return sum(1 for v in f if not (spectral_radius2(one + v[0], v[1], v[2], one + v[3]) < 1))
 
 
 # ---- levels --------------------------------------------------------------------------------
@@ -340,7 +403,7 @@ def quantize_entries(spec: MatrixSpec, w: torch.Tensor, L: int, scales: Optional
     q = weight_levels(w.detach().to(F64), scales[spec.cols], L)
     if isinstance(spec, S4DSpec):
         if repairs is None:
-            q, repairs = repair_s4d(spec, w, q, scales)
+            q, repairs = repair_s4d(spec, w, q, scales, L)
         else:
             q = q.clone()
             for r in repairs:

@@ -132,17 +132,17 @@ const SECTION_CODES: Record<CrossbarPiece["section"], fb.MatmulSection> = { step
 function encodePiece(b: flatbuffers.Builder, pool: StringPool, p: CrossbarPiece): flatbuffers.Offset {
   const op = pool.get(p.op);
   const layer = p.layer === undefined ? 0 : pool.get(p.layer);
-  const inRows = fb.CrossbarPiece.createInRowsVector(b, p.inRows);
-  const outCols = fb.CrossbarPiece.createOutColsVector(b, p.outCols);
+  const inRows = typedVector(b, Uint32Array.from(p.inRows), fb.CrossbarPiece.createInRowsVector);
+  const outCols = typedVector(b, Uint32Array.from(p.outCols), fb.CrossbarPiece.createOutColsVector);
   return fb.CrossbarPiece.createCrossbarPiece(b, op, SECTION_CODES[p.section], layer, p.symbol, p.rowStart, p.colStart, inRows, outCols);
 }
 
 function encodeCrossbar(b: flatbuffers.Builder, pool: StringPool, x: CrossbarImage): flatbuffers.Offset {
   const levels = x.weights.kind === "levels" ? typedVector(b, x.weights.levels, fb.Crossbar.createLevelsVector) : 0;
   const values = x.weights.kind === "float" ? typedVector(b, x.weights.values, fb.Crossbar.createValuesVector) : 0;
-  const inRange = fb.Crossbar.createInRangeVector(b, x.inRange);
-  const colScale = fb.Crossbar.createColScaleVector(b, x.colScale);
-  const outRange = fb.Crossbar.createOutRangeVector(b, x.outRange);
+  const inRange = typedVector(b, x.inRange, fb.Crossbar.createInRangeVector);
+  const colScale = typedVector(b, x.colScale, fb.Crossbar.createColScaleVector);
+  const outRange = typedVector(b, x.outRange, fb.Crossbar.createOutRangeVector);
   const pieces = x.pieces === undefined ? 0 : fb.Crossbar.createPiecesVector(b, x.pieces.map((p) => encodePiece(b, pool, p)));
   return fb.Crossbar.createCrossbar(b, x.id, x.tile, x.rows, x.cols, levels, values, inRange, colScale, outRange, pieces);
 }
@@ -200,19 +200,39 @@ function encodePayload(p: Program): Uint8Array {
   fb.Program.addSymbols(b, symbols);
   if (bounds !== 0) fb.Program.addBounds(b, bounds);
   if (plugin !== 0) fb.Program.addPlugin(b, plugin);
+  // Unrolled programs only (src/passes/unroll.ts): k = 1 stays absent, byte-identical to before.
+  if (p.unroll !== undefined && p.unroll !== 1) fb.Program.addUnroll(b, p.unroll);
   fb.Program.finishProgramBuffer(b, fb.Program.endProgram(b));
   return b.asUint8Array();
 }
 
-/** The complete .xbin bytes: payload + trailer. */
+/**
+ * The complete .xbin bytes: payload + trailer. The builder writes back to front, so its
+ * buffer usually has unused room before the payload (it was sized from an estimate): the
+ * payload then moves toward the front within that buffer, to an 8-byte aligned start (typed
+ * views on the result stay aligned, as on a fresh buffer), and the trailer goes after it,
+ * instead of copying everything into a second buffer (hundreds of MB for a large program).
+ * FlatBuffers offsets are relative, so moving the payload keeps its bytes valid; the bytes
+ * returned are the same either way.
+ */
 export function encodeProgram(p: Program): Uint8Array {
   const payload = encodePayload(p);
-  const out = new Uint8Array(payload.length + TRAILER_BYTES);
-  out.set(payload, 0);
-  const view = new DataView(out.buffer);
-  view.setUint32(payload.length, payload.length, true);
-  view.setUint32(payload.length + 4, crc32(payload), true);
-  for (let i = 0; i < 4; i++) out[payload.length + 8 + i] = TRAILER_MAGIC.charCodeAt(i);
+  const n = payload.length;
+  const start = Math.floor((payload.byteOffset - TRAILER_BYTES) / 8) * 8;
+  let out: Uint8Array;
+  if (start >= 0) {
+    // From the new start to the payload's end: the payload moves 12 to 19 bytes.
+    const span = new Uint8Array(payload.buffer, start, payload.byteOffset - start + n);
+    span.copyWithin(0, payload.byteOffset - start);
+    out = span.subarray(0, n + TRAILER_BYTES);
+  } else {
+    out = new Uint8Array(n + TRAILER_BYTES);
+    out.set(payload, 0);
+  }
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(n, n, true);
+  view.setUint32(n + 4, crc32(out.subarray(0, n)), true);
+  for (let i = 0; i < 4; i++) out[n + 8 + i] = TRAILER_MAGIC.charCodeAt(i);
   return out;
 }
 
@@ -459,6 +479,7 @@ function decodeRoot(root: fb.Program, file: string): Program {
     symbols,
     ...(rawBounds !== null ? { bounds: decodeBounds(rawBounds) } : {}),
     ...(rawPlugin !== null ? { plugin: decodePlugin(rawPlugin, bad) } : {}),
+    ...(root.unroll() > 1 ? { unroll: root.unroll() } : {}),
   };
 }
 

@@ -38,8 +38,13 @@ interface OperandCopy {
   hi: number;
 }
 
+/** Where the MVMs of one tile find the input vector of a piece (emit-matmul.ts sumPieces). */
+export interface InputVectors {
+  vectorFor(inRows: readonly number[]): Ref;
+}
+
 /** The inputs of one matmul's MVMs on one tile. */
-export class TileInputs {
+export class TileInputs implements InputVectors {
   private readonly operands = new Map<number, OperandCopy[]>();
   /** Gathered input vectors, by their row list. */
   private readonly gathered = new Map<string, Ref>();
@@ -60,10 +65,13 @@ export class TileInputs {
       for (const i of piece.inRows) {
         const k = rows.operand[i]!;
         const word = rows.offset[i]!;
-        // A distributed operand is copied per part (the words of a part another tile holds
-        // travel only when some row here reads them); any other operand as one span.
+        // A distributed operand of which this tile holds a part is copied per part (the
+        // words of a part another tile holds travel only when some row here reads them);
+        // any other operand as one span (a remote distributed one is received into one
+        // buffer, so the MVMs read it in place).
         const x = xs[k]!;
-        const part = x.kind === "dist" ? x.parts.findIndex((p) => p.off <= x.off + word && x.off + word < p.off + p.mem.len) : 0;
+        const perPart = x.kind === "dist" && x.parts.some((p) => p.mem.buf.tile === tile);
+        const part = perPart ? x.parts.findIndex((p) => p.off <= x.off + word && x.off + word < p.off + p.mem.len) : 0;
         const list = spans.get(k) ?? [];
         const [lo, hi] = list[part] ?? [word, word];
         list[part] = [Math.min(lo, word), Math.max(hi, word)];
@@ -103,7 +111,8 @@ export class TileInputs {
     return this.operands.get(this.rows.operand[i]!)!.find((copy) => copy.lo <= word && word <= copy.hi)!;
   }
 
-  private rowAddress(i: number): Ref {
+  /** Address of the local copy of weight row `i`'s input word (a row some piece given to the constructor reads). */
+  rowAddress(i: number): Ref {
     const c = this.copyOf(i);
     return at(c.ref, this.rows.offset[i]! - c.lo);
   }

@@ -6,6 +6,7 @@ import { fail } from "../common/errors.js";
 import { valueSizes } from "../ir/sizes.js";
 import type { Model } from "../ir/types.js";
 import type { IoBuffer, Program } from "./program.js";
+import { fuseRecurrence, type FusedRecurrence } from "./emit-recurrence.js";
 import { maximalRuns } from "./emit-runs.js";
 import { columnOwners, valueKey, type Placement, type PlacedPiece } from "./schedule.js";
 import type { InstrStreams, Ref } from "./streams.js";
@@ -37,6 +38,8 @@ export function byName(ios: readonly IoBuffer[]): Map<string, IoBuffer> {
 export interface StateLayout {
   size: number;
   parts: { off: number; len: number; ref: Ref }[];
+  /** Stored in the order its recurrence matmul reads it (emit-recurrence.ts); `parts` is then empty. */
+  fused?: FusedRecurrence;
 }
 
 /**
@@ -44,8 +47,10 @@ export interface StateLayout {
  * zeroes it along with all tile memory. A state written from a slice of a distributed
  * recurrence matmul (schedule.ts columnOwners) is split the same way, each part on the tile
  * that computes its new value; any other state is one buffer on the tile the schedule chose.
+ * A state only its recurrence matmul reads is stored in that matmul's read order instead
+ * (emit-recurrence.ts), unless `fuse` is false.
  */
-export function stateLayouts(model: Model, streams: InstrStreams, placement: Placement, pieces: Map<string, PlacedPiece[]>): Map<string, StateLayout> {
+export function stateLayouts(model: Model, streams: InstrStreams, placement: Placement, pieces: Map<string, PlacedPiece[]>, fuse = true): Map<string, StateLayout> {
   const defs = new Map(model.sections.step.map((op) => [op.out, op]));
   const owners = (st: string, size: number): Int32Array | null => {
     const write = model.sections.step.find((op) => op.op === "state_write" && op.state === st);
@@ -58,6 +63,11 @@ export function stateLayouts(model: Model, streams: InstrStreams, placement: Pla
   };
   const states = new Map<string, StateLayout>();
   for (const st of model.state) {
+    const fused = fuse ? fuseRecurrence(model, st.name, st.size, pieces, streams) : null;
+    if (fused) {
+      states.set(st.name, { size: st.size, parts: [], fused });
+      continue;
+    }
     const own = owners(st.name, st.size);
     const runs: [number, number, number][] = own ? maximalRuns(st.size, (k, start) => own[k] === own[start]).map(([o, n]) => [o, n, own[o]!]) : [[0, st.size, placement.stateTile.get(st.name) ?? 0]];
     states.set(st.name, { size: st.size, parts: runs.map(([off, len, tile]) => ({ off, len, ref: { buf: streams.buffer(tile, len, true), off: 0 } })) });

@@ -7,20 +7,23 @@
 // the schedule placed the matmul on) and are added there; bias (or zero, for columns
 // without any weight) comes last.
 
+import { assert } from "../common/errors.js";
 import type { MatMulOp } from "../ir/types.js";
-import { mergeDiagonalRuns, rowSources, TileInputs, type RowSources } from "./emit-gather.js";
+import { mergeDiagonalRuns, rowSources, TileInputs, type InputVectors, type RowSources } from "./emit-gather.js";
 import { consecutiveRuns, flagRuns, maximalRuns } from "./emit-runs.js";
 import { wholeBuffer, type DistPart, type DistValue, type MemValue, type SectionValues, type Value } from "./emit-values.js";
 import type { PlacedPiece } from "./schedule.js";
 import { at, type InstrStreams, type Ref } from "./streams.js";
 
 /** A tile's buffer of (partial) sums of some output columns, and which words hold one yet. */
-interface ColumnSums {
+export interface ColumnSums {
   tile: number;
   ref: Ref;
   /** Output column -> word of `ref`. */
   slot: (j: number) => number;
   written: Uint8Array;
+  /** Words in slot order rather than column order (emit-recurrence.ts): adjacent words need not be adjacent columns. */
+  bySlot?: boolean;
 }
 
 /** Partial sums of output columns `cols` (ascending), compact in `src` on tile `from`. */
@@ -46,9 +49,10 @@ export function lowerMatmul(values: SectionValues, op: MatMulOp, pieces: readonl
   const partials: PartialSums[] = [];
   // Every tile's inputs first, so the transfers to other tiles do not wait behind MVMs.
   const tiles = tilesHomeLast(placed, home);
-  const inputs = new Map(tiles.map((t) => [t, new TileInputs(values, rows, t, xs, placed.filter((p) => p.tile === t))]));
+  const byTile = piecesByTile(placed);
+  const inputs = new Map(tiles.map((t) => [t, new TileInputs(values, rows, t, xs, byTile.get(t) ?? [])]));
   for (const tile of tiles) {
-    const mine = placed.filter((p) => p.tile === tile);
+    const mine = byTile.get(tile) ?? [];
     if (tile === home) {
       sumPieces(values, y, mine, inputs.get(tile)!);
       continue;
@@ -70,21 +74,43 @@ export function lowerMatmul(values: SectionValues, op: MatMulOp, pieces: readonl
 function distributedMatmul(values: SectionValues, op: MatMulOp, placed: readonly PlacedPiece[], xs: readonly Value[], rows: RowSources, owners: Int32Array): DistValue {
   const streams = values.streams;
   const parts: DistPart[] = [];
-  const tiles = [...new Set(owners)].sort((a, b) => a - b);
+  // One pass over the pieces and one over the columns, grouped by tile (a filter per tile
+  // was quadratic in the tile count on large models). Every column has exactly one owner,
+  // so one column -> word table serves all tiles.
+  const byTile = piecesByTile(placed);
+  const colsByTile = new Map<number, number[]>();
+  const slotOf = new Int32Array(owners.length);
+  for (let j = 0; j < owners.length; j++) {
+    const t = owners[j]!;
+    let cols = colsByTile.get(t);
+    if (!cols) colsByTile.set(t, (cols = []));
+    slotOf[j] = cols.length;
+    cols.push(j);
+  }
+  const tiles = [...colsByTile.keys()].sort((a, b) => a - b);
   // Every tile's inputs first, so the transfers to other tiles do not wait behind MVMs.
-  const inputs = new Map(tiles.map((t) => [t, new TileInputs(values, rows, t, xs, placed.filter((p) => p.tile === t))]));
+  const inputs = new Map(tiles.map((t) => [t, new TileInputs(values, rows, t, xs, byTile.get(t) ?? [])]));
   for (const tile of tiles) {
-    const mine = placed.filter((p) => p.tile === tile);
-    const cols: number[] = [];
-    owners.forEach((t, j) => t === tile && cols.push(j));
-    const index = new Map(cols.map((j, k) => [j, k]));
-    const sums: ColumnSums = { tile, ref: streams.scratch(tile, cols.length), slot: (j) => index.get(j)!, written: new Uint8Array(cols.length) };
+    const mine = byTile.get(tile) ?? [];
+    const cols = colsByTile.get(tile)!;
+    const sums: ColumnSums = { tile, ref: streams.scratch(tile, cols.length), slot: (j) => slotOf[j]!, written: new Uint8Array(cols.length) };
     sumPieces(values, sums, mine, inputs.get(tile)!);
     addBias(streams, sums, op.bias ? cols.map((j) => op.bias![j]!) : undefined);
     for (const [k, j, n] of consecutiveRuns(cols)) parts.push({ off: j, mem: { kind: "mem", buf: sums.ref.buf, off: k, len: n } });
   }
   parts.sort((a, b) => a.off - b.off);
   return { kind: "dist", parts, off: 0, len: op.weight.cols };
+}
+
+/** `placed` grouped by tile, each group in the order of `placed`. */
+function piecesByTile(placed: readonly PlacedPiece[]): Map<number, PlacedPiece[]> {
+  const out = new Map<number, PlacedPiece[]>();
+  for (const p of placed) {
+    const list = out.get(p.tile);
+    if (list) list.push(p);
+    else out.set(p.tile, [p]);
+  }
+  return out;
 }
 
 /** The tiles holding pieces in ascending order, then the home tile (whether it holds pieces or not). */
@@ -108,9 +134,11 @@ function accumulate(streams: InstrStreams, tile: number, dst: Ref, src: Ref, len
  * earlier MVM's result) when its columns form one segment that no phase-3 op touches;
  * otherwise it writes scratch and phase 3 places it.
  */
-function sumPieces(values: SectionValues, sums: ColumnSums, pieces: readonly PlacedPiece[], inputs: TileInputs): void {
+export function sumPieces(values: SectionValues, sums: ColumnSums, pieces: readonly PlacedPiece[], inputs: InputVectors, force?: readonly (boolean | undefined)[]): void {
   const streams = values.streams;
   const { tile, ref: y, slot, written } = sums;
+  // Outputs b-1 and b of a piece go to adjacent words (in column order: adjacent columns).
+  const adjacent = (outCols: readonly number[], b: number): boolean => slot(outCols[b]!) === slot(outCols[b - 1]!) + 1 && (sums.bySlot === true || outCols[b] === outCols[b - 1]! + 1);
   const merged = mergeDiagonalRuns(pieces);
   const srcs = merged.map(({ piece }) => inputs.vectorFor(piece.inRows));
   // Phase 2. `written` holds what direct MVMs wrote; `deferred` marks columns a phase-3 op writes.
@@ -121,9 +149,12 @@ function sumPieces(values: SectionValues, sums: ColumnSums, pieces: readonly Pla
     const mvm = (dst: Ref, acc: boolean): void =>
       streams.emit(tile, { op: "mvm", xbar, rowStart: piece.rowStart, rows: inRows.length, colStart: piece.colStart, cols: outCols.length, src: 0, dst: 0, acc }, { src: srcs[k]!, dst });
     // Segments of crossbar columns that map to consecutive outputs, all fresh or all written.
-    const segments = maximalRuns(outCols.length, (b, start) => outCols[b] === outCols[b - 1]! + 1 && written[slot(outCols[b]!)] === written[slot(outCols[start]!)]);
+    const segments = maximalRuns(outCols.length, (b, start) => adjacent(outCols, b) && written[slot(outCols[b]!)] === written[slot(outCols[start]!)]);
     const j0 = slot(outCols[0]!);
-    if (segments.length === 1 && !deferred.subarray(j0, j0 + outCols.length).includes(1)) {
+    const fits = segments.length === 1 && !deferred.subarray(j0, j0 + outCols.length).includes(1);
+    // `force` (emit-recurrence.ts) pins a piece's choice where it decides the rounding of a partial sum.
+    if (force?.[k] ?? fits) {
+      assert(fits, "a piece forced to write its sums in place cannot");
       mvm(at(y, j0), written[j0] === 1);
       written.fill(1, j0, j0 + outCols.length);
       return;
@@ -140,7 +171,7 @@ function sumPieces(values: SectionValues, sums: ColumnSums, pieces: readonly Pla
   // two crossbar columns; the second must add to what the first wrote, so the flags are
   // updated per run and re-read at its turn.
   for (const { tmp, outCols } of later) {
-    for (const [b, n] of maximalRuns(outCols.length, (q) => outCols[q] === outCols[q - 1]! + 1)) {
+    for (const [b, n] of maximalRuns(outCols.length, (q) => adjacent(outCols, q))) {
       const j = slot(outCols[b]!);
       for (const [c, len, w] of flagRuns(written.subarray(j, j + n))) accumulate(streams, tile, at(y, j + c), at(tmp, b + c), len, w);
       written.fill(1, j, j + n);
@@ -171,7 +202,7 @@ function addPartialSums(values: SectionValues, y: ColumnSums, partials: readonly
 }
 
 /** Adds the bias; columns no piece wrote (no weight at all) become the bias, or zero. */
-function addBias(streams: InstrStreams, y: ColumnSums, bias: readonly number[] | undefined): void {
+export function addBias(streams: InstrStreams, y: ColumnSums, bias: readonly number[] | undefined): void {
   const home = y.tile;
   const biasRef = bias ? streams.constant(home, Float32Array.from(bias)) : null;
   for (const [c, len, w] of flagRuns(y.written)) {

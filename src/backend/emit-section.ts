@@ -4,6 +4,7 @@
 import { fail } from "../common/errors.js";
 import type { Model, Op } from "../ir/types.js";
 import { lowerMatmul } from "./emit-matmul.js";
+import { fusedStateValue, lowerFusedMatmul } from "./emit-recurrence.js";
 import { lowerPluginMatmul, type PluginEmit } from "./emit-plugin.js";
 import type { Transfers } from "./emit-transfer.js";
 import type { StateLayout } from "./emit-layout.js";
@@ -70,10 +71,13 @@ function lowerOp(ctx: EmitContext, values: SectionValues, section: IrSection, op
       const viaPlugin = ctx.plugin ? lowerPluginMatmul(values, section, op, tile, ctx.plugin) : null;
       if (viaPlugin) return viaPlugin;
       const pieces = ctx.pieces.get(valueKey(section, op.out)) ?? [];
+      const fused = section === "step" ? [...ctx.states.values()].find((s) => s.fused?.matmul === op.out)?.fused : undefined;
+      if (fused) return lowerFusedMatmul(values, op, pieces, fused);
       return lowerMatmul(values, op, pieces, tile, section === "step" ? columnOwners(op, pieces) : null);
     }
     case "state_read": {
-      const { parts, size } = stateOf(op.state);
+      const { parts, size, fused } = stateOf(op.state);
+      if (fused) return fusedStateValue(fused);
       if (parts.length === 1) return wholeBuffer(parts[0]!.ref.buf);
       return { kind: "dist", off: 0, len: size, parts: parts.map((p) => ({ off: p.off, mem: wholeBuffer(p.ref.buf) })) };
     }
@@ -81,6 +85,8 @@ function lowerOp(ctx: EmitContext, values: SectionValues, section: IrSection, op
       const st = stateOf(op.state);
       const x = values.resolve(op.x);
       if (x.len !== st.size) fail("semantic", `state_write '${op.out}': '${op.x}' has length ${x.len}, state '${op.state}' has ${st.size}`);
+      // A fused state's new value is already in place (emit-recurrence.ts).
+      if (st.fused) return null;
       for (const part of st.parts) {
         const src = sliceOf(x, part.off, part.len);
         // Writing the state's own current words back (e.g. an unchanged state) needs no copy.

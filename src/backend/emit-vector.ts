@@ -5,7 +5,7 @@
 import { fail } from "../common/errors.js";
 import type { MatMulOp, Op, StateReadOp, StateWriteOp, UnaryKind } from "../ir/types.js";
 import { lengthChunks } from "./emit-runs.js";
-import { refOf, sliceOf, type SectionValues, type Value } from "./emit-values.js";
+import { refOf, sliceOf, windowParts, type SectionValues, type Value } from "./emit-values.js";
 import { MAX_LEN, type VecUnaryOp } from "./isa.js";
 import { at } from "./streams.js";
 
@@ -60,6 +60,18 @@ export function lowerVectorOp(values: SectionValues, op: VectorOp, tile: number)
     case "tanh":
     case "relu":
     case "div_steps": {
+      // On a distributed value (a recurrence's output, each tile holding its columns) an
+      // elementwise op runs on every part where it is: a few words per tile instead of a
+      // gather, and the result travels once, to its consumer.
+      const whole = values.resolve(op.x);
+      if (whole.kind === "dist" && op.op !== "div_steps") {
+        const parts = windowParts(whole).map(({ at: off, mem }) => {
+          const out = values.fresh(mem.buf.tile, mem.len);
+          streams.unary(ELEMENTWISE_OPCODES[op.op], mem.buf.tile, refOf(out), refOf(mem), mem.len);
+          return { off, mem: out };
+        });
+        return { kind: "dist", parts, off: 0, len: whole.len };
+      }
       const x = values.operand(op.x, tile);
       const out = values.fresh(tile, x.len);
       streams.unary(ELEMENTWISE_OPCODES[op.op], tile, refOf(out), refOf(x), x.len);

@@ -28,6 +28,8 @@ import { InstrStreams } from "./streams.js";
 
 export interface EmitOptions {
   compilerVersion?: string;
+  /** Store recurrence states in their crossbars' read order (emit-recurrence.ts); default on. Off: the plain layout, for comparison. */
+  fuseStates?: boolean;
   /** A plugin target: the plugin, the matmuls it computes (emit-plugin.ts) and its identity for the program. */
   plugin?: PluginEmit & { identity: PluginIdentity };
 }
@@ -49,7 +51,11 @@ export function emitProgram(model: Model, plan: CrossbarPlan, target: Target, op
   checkEmittable(model, plan, target);
   const tileOf = assignCrossbarTiles(plan, model, target);
   const pieces = piecesByMatmul(plan, tileOf);
-  const placement = placeOps(model, pieces);
+  // Tiles no crossbar is on, for stages of vector ops (placeOps).
+  const used = new Set([0, ...tileOf.values()]);
+  const maxTiles = target.tiles.count === "unlimited" ? used.size + model.sections.step.length : target.tiles.count;
+  const spare = Array.from({ length: maxTiles }, (_, t) => t).filter((t) => !used.has(t));
+  const placement = placeOps(model, pieces, spare);
   const io = globalLayout(model);
 
   const streams = new InstrStreams();
@@ -63,7 +69,8 @@ export function emitProgram(model: Model, plan: CrossbarPlan, target: Target, op
     transfers: new Transfers(streams),
     placement,
     pieces,
-    states: stateLayouts(model, streams, placement, pieces),
+    // A plugin may compute recurrence matmuls itself: states keep the plain layout then.
+    states: stateLayouts(model, streams, placement, pieces, !opts.plugin && opts.fuseStates !== false),
     inputs: byName(io.inputs),
     outputs: byName([...io.stepOutputs, ...io.finalOutputs]),
     ...(opts.plugin ? { plugin: opts.plugin } : {}),

@@ -248,20 +248,21 @@ export function decodeInstr(words: Uint32Array, offset: number): DecodeResult {
 
 /** Why `ins` cannot be encoded (a field out of its bit range), or null. Checked by the emitter. */
 export function fieldRangeError(ins: Instr): string | null {
-  const check16 = (name: string, v: number): string | null =>
-    Number.isInteger(v) && v >= 0 && v <= 0xffff ? null : `${ins.op}: field ${name}=${v} does not fit 16 bits`;
-  for (const [k, v] of Object.entries(ins)) {
+  // Runs for every emitted instruction: a for-in over the fields (same order as
+  // Object.entries on these plain objects) without building an array of pairs per call.
+  const fields = ins as unknown as Record<string, unknown>;
+  for (const k in fields) {
     if (k === "op" || k === "acc" || k === "imm") continue;
+    const v = fields[k] as number;
     if (k === "ext") {
-      if (!(Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xff)) return `ext: instruction id ${v} does not fit 8 bits`;
+      if (!(Number.isInteger(v) && v >= 0 && v <= 0xff)) return `ext: instruction id ${v} does not fit 8 bits`;
       continue;
     }
     if (k === "global" || k === "word") {
-      if (!(Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff)) return `${ins.op}: field ${k}=${v} does not fit 32 bits`;
+      if (!(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) return `${ins.op}: field ${k}=${v} does not fit 32 bits`;
       continue;
     }
-    const e = check16(k, v as number);
-    if (e) return e;
+    if (!(Number.isInteger(v) && v >= 0 && v <= 0xffff)) return `${ins.op}: field ${k}=${v} does not fit 16 bits`;
   }
   return null;
 }

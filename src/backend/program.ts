@@ -27,6 +27,9 @@ export const PLUGIN_FORMAT_VERSION = 2;
 export const BASE_FORMAT_VERSION = 1;
 export const FILE_IDENTIFIER = "IMSA";
 
+/** Largest k of `imssa-compile --unroll k` (src/passes/unroll.ts); also what a program may record. */
+export const MAX_UNROLL = 16;
+
 export type SectionName = "init" | "step" | "final";
 export const SECTION_NAMES: readonly SectionName[] = ["init", "step", "final"];
 
@@ -118,6 +121,12 @@ export interface Program {
    * absent for programs of plain JSON targets. Present only in format >= 2.
    */
   plugin?: PluginIdentity;
+  /**
+   * Time steps per program step (src/passes/unroll.ts): the input and step-output buffers
+   * hold `unroll` consecutive time steps concatenated; the runtime chunks [B, T, d] inputs
+   * into ceil(T / unroll) program steps and un-chunks the outputs. Absent: 1.
+   */
+  unroll?: number;
 }
 
 /** Which plugin module a program was compiled with, exactly (src/target/plugin.ts). */

@@ -150,15 +150,31 @@ export function tileForLocality(model: Model, target: Target): CrossbarPlan {
     for (const g of groups) subs.push({ model: withOps(model, [{ ...op, weight: restrict(op.weight, comp.id, g) }], []) });
   }
   if (subs.length === 0) return plain();
-  subs.unshift({ model: withOps(model, rest, model.sections.final) });
-  let merged: CrossbarPlan;
-  try {
-    merged = mergePlans(model, subs.map((s) => tile(s.model, { ...target, tiles: { ...target.tiles, count: "unlimited" } })), R, C);
-  } catch (e) {
-    if (e instanceof UserError) return plain();
-    throw e;
-  }
+  const unlimited: Target = { ...target, tiles: { ...target.tiles, count: "unlimited" } };
+  const tryPlan = (others: SubModel[]): CrossbarPlan | null => {
+    try {
+      const merged = mergePlans(model, [...others, ...subs].map((s) => tile(s.model, unlimited)), R, C);
+      return merged.crossbars.length <= totalCrossbars(target) ? merged : null;
+    } catch (e) {
+      if (e instanceof UserError) return null;
+      throw e;
+    }
+  };
+  // The other step matmuls each on crossbars of their own (the final section's together):
+  // a crossbar shared by two stages of a step (say the encoder and the last block's output
+  // linear, which the packer puts together when both are small) puts both on one tile, whose
+  // in-order stream then holds the whole chain of a step, and overlapped steps gain nothing
+  // (digits on xbar256: 673 cycles per step with and without overlap). Costs a crossbar per
+  // small matmul; when that does not fit, they share as before.
   // Separating groups costs crossbars (remainders are no longer shared); keep the plain
   // plan when the grouped one does not fit the chip.
-  return merged.crossbars.length <= totalCrossbars(target) ? merged : plain();
+  const together = tryPlan([{ model: withOps(model, rest, model.sections.final) }]);
+  if (together && !sharesStepStages(together)) return together;
+  const stages = rest.filter((op) => op.op === "matmul").map((op) => ({ model: withOps(model, [op], []) }));
+  return tryPlan([...stages, { model: withOps(model, [], model.sections.final) }]) ?? together ?? plain();
+}
+
+/** Whether some crossbar holds pieces of two different matmuls of the step section. */
+export function sharesStepStages(plan: CrossbarPlan): boolean {
+  return plan.crossbars.some((xb) => new Set(xb.pieces.filter((p) => p.section === "step").map((p) => p.op)).size > 1);
 }

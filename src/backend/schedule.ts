@@ -111,20 +111,33 @@ export function assignCrossbarTiles(plan: CrossbarPlan, model: Model, target: Ta
     remaining--;
   };
   const tileStage: string[] = [];
-  for (const { ids, stage } of clusters) {
+  /** Per tile: program rank of the last cluster placed on it. */
+  const tileRank: number[] = [];
+  for (const { ids, stage, rank } of clusters) {
     const unopened = (maxTiles - used.length) * perTile;
-    // Spread: a tile holds one matmul's clusters only while enough tiles are left for the rest.
-    const spread = remaining <= unopened - perTile;
-    const fit = ids.length <= perTile && remaining <= unopened ? used.findIndex((n, t) => n + ids.length <= perTile && (!spread || tileStage[t] === stage)) : -1;
+    // Spread: a tile holds one matmul's clusters only while enough tiles are left for the
+    // rest (after this cluster opens a tile of its own).
+    const spread = remaining - ids.length <= unopened - perTile;
+    // Otherwise a cluster shares a tile, preferably with the stage nearest in program
+    // order: a tile holding the first and the last stage of a step (the encoder and the
+    // decoder) would carry the whole step's chain in its in-order stream.
+    let fit = -1;
+    if (ids.length <= perTile && remaining <= unopened)
+      used.forEach((n, t) => {
+        if (n + ids.length > perTile || (spread && tileStage[t] !== stage)) return;
+        if (fit < 0 || Math.abs(tileRank[t]! - rank) < Math.abs(tileRank[fit]! - rank)) fit = t;
+      });
     if (fit < 0 && ids.length <= perTile && remaining <= unopened) tileStage[used.length] = stage;
     if (ids.length <= perTile && remaining <= unopened) {
       const tile = fit >= 0 ? fit : used.length;
       for (const id of ids) put(id, tile);
+      tileRank[tile] = rank;
       continue;
     }
     for (const id of ids) {
       const free = used.findIndex((n) => n < perTile);
       put(id, free >= 0 ? free : used.length);
+      tileRank[free >= 0 ? free : used.length - 1] = rank;
     }
   }
   return tileOf;
@@ -180,12 +193,18 @@ export interface Placement {
  * Chooses a tile for every op. A value read in `final` but defined in `step` resolves to the
  * step value; model inputs live nowhere (every tile can load them).
  */
-export function placeOps(model: Model, pieces: Map<string, PlacedPiece[]>): Placement {
+export function placeOps(model: Model, pieces: Map<string, PlacedPiece[]>, spareTiles: readonly number[] = []): Placement {
   const inputs = new Set(model.inputs.map((i) => i.name));
   const stateTile = new Map<string, number>();
 
+  const matmulTiles = new Set<number>();
+  for (const list of pieces.values()) {
+    const home = matmulHome(list);
+    if (home !== null) matmulTiles.add(home);
+  }
   const run = (): Map<string, number> => {
     const opTile = new Map<string, number>();
+    const spare = [...spareTiles];
     /** Position of each placed value in section order (step before final). */
     const defined = new Map<string, number>();
     let last = 0;
@@ -195,9 +214,16 @@ export function placeOps(model: Model, pieces: Map<string, PlacedPiece[]>): Plac
         if (inputs.has(name) && !opTile.has(valueKey("step", name))) return undefined;
         return opTile.get(valueKey("step", name));
       };
-      for (const op of orderSection(model.sections[section])) {
+      const ordered = orderSection(model.sections[section]);
+      const distributed = distributedResults(model.sections[section], section, pieces);
+      ordered.forEach((op, k) => {
         let tile: number | undefined;
         if (op.op === "matmul") tile = matmulHome(pieces.get(valueKey(section, op.out)) ?? []) ?? undefined;
+        // A vector op reading a distributed recurrence result (each channel group's tile holds
+        // its columns) gathers it wherever it runs. On the matmul's home, a channel-group
+        // tile, its receives would block that tile's stream (the next step's gathers and
+        // MVMs) until the slowest group finished; run it where its result goes next instead.
+        else if (op.op !== "slice" && op.op !== "state_write" && operandsOf(op).some((x) => distributed.has(x))) tile = consumerMatmulTile(ordered, k, section, pieces);
         else if (op.op === "state_read" || op.op === "state_write") tile = stateTile.get(op.state);
         // A two-operand vector op runs where its operand computed last is (a residual add
         // where the block's output is, not where the skip value is): the tile that computed
@@ -210,15 +236,23 @@ export function placeOps(model: Model, pieces: Map<string, PlacedPiece[]>): Plac
             const at = defined.get(valueKey(section, x)) ?? defined.get(valueKey("step", x)) ?? -1;
             if (t !== undefined && (tile === undefined || at > latest)) [tile, latest] = [t, at];
           }
+          // A residual add after a dense layer (its later operand computed where a matmul
+          // finishes) starts a stage of its own on a spare tile, with the ops that follow
+          // it: a tile issues in order, so the matmul's tile would otherwise hold the whole
+          // chain matmul -> activation -> add -> norm -> sends of every step, and that chain
+          // (not any unit's load) would set the interval of overlapped steps.
+          // Only in a pipeline of tiles (some recurrence is distributed over channel-group
+          // tiles): a model that fits one tile stays on it.
+          if (tile !== undefined && distributed.size > 0 && matmulTiles.has(tile) && operandsOf(op).every((x) => tileOfValue(x) !== undefined) && spare.length > 0) tile = spare.shift()!;
         }
         if (tile === undefined) for (const x of operandsOf(op)) if ((tile = tileOfValue(x)) !== undefined) break;
         // Ops with no placed operand (e.g. reading only model inputs) stay where the last op ran.
         if (tile === undefined) tile = op.op === "state_read" ? undefined : last;
-        if (tile === undefined) continue;
+        if (tile === undefined) return;
         opTile.set(valueKey(section, op.out), tile);
         defined.set(valueKey(section, op.out), defined.size);
         last = tile;
-      }
+      });
     }
     return opTile;
   };
@@ -236,6 +270,28 @@ export function placeOps(model: Model, pieces: Map<string, PlacedPiece[]>): Plac
   for (const s of model.state) if (!stateTile.has(s.name)) stateTile.set(s.name, 0);
   const opTile = run();
   return { opTile, stateTile };
+}
+
+/** Names of the values (recurrence matmul results and slices of them) that stay distributed over tiles. */
+function distributedResults(ops: readonly Op[], section: IrSection, pieces: Map<string, PlacedPiece[]>): Set<string> {
+  const out = new Set<string>();
+  if (section !== "step") return out;
+  for (const op of ops) {
+    if (op.op === "matmul" && columnOwners(op, pieces.get(valueKey(section, op.out)) ?? []) !== null) out.add(op.out);
+    else if (op.op === "slice" && out.has(op.x)) out.add(op.out);
+  }
+  return out;
+}
+
+/** Home tile of the first matmul after position `k` that depends on `ordered[k]`'s result, if any. */
+function consumerMatmulTile(ordered: readonly Op[], k: number, section: IrSection, pieces: Map<string, PlacedPiece[]>): number | undefined {
+  const reached = new Set([ordered[k]!.out]);
+  for (const op of ordered.slice(k + 1)) {
+    if (!operandsOf(op).some((x) => reached.has(x))) continue;
+    if (op.op === "matmul") return matmulHome(pieces.get(valueKey(section, op.out)) ?? []) ?? undefined;
+    reached.add(op.out);
+  }
+  return undefined;
 }
 
 /**

@@ -16,6 +16,13 @@ import { loadTargetWithPlugin } from "../target/plugin.js";
 import { formatSummary, summarize } from "../summary.js";
 import { compareTargets, formatComparison } from "../compare.js";
 import { formatExplanation, mappingCost } from "../cost/explain.js";
+import { chooseMapping, formatMappingChoice } from "../cost/mapping-choice.js";
+import { DEFAULT_RECURRENCE, RECURRENCE_FORMS, type RecurrenceForm } from "../passes/residual.js";
+import { chooseUnroll, formatUnrollChoice, parseUnroll } from "../cost/unroll-choice.js";
+import { MAX_UNROLL } from "../passes/unroll.js";
+
+const MAPPING_ARGS = ["auto", "groups", "plain"] as const;
+type MappingArg = (typeof MAPPING_ARGS)[number];
 
 const EMITS = ["xbin", "ir", "lowered-ir", "quantized-ir", "asm", "qat-config"] as const;
 type Emit = (typeof EMITS)[number];
@@ -31,10 +38,13 @@ interface Options {
   compare?: string;
   debug?: boolean;
   groupChannels?: boolean;
+  mapping?: MappingArg;
   explain?: boolean;
   state?: string[];
   /** commander's negation of --no-state-scaling: false when the flag is given. */
   stateScaling?: boolean;
+  recurrence?: RecurrenceForm;
+  unroll?: string;
 }
 
 function defaultOutput(model: string, emit: Emit): string {
@@ -57,8 +67,19 @@ async function main(argv: string[]): Promise<void> {
     .option("--compare <targets>", "compile for several targets (comma-separated names or files) and print crossbars, utilization, cycles and energy per step side by side")
     .option("--state <IN:OUT>", "ONNX step graphs: pair a state input with its output (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--no-state-scaling", "keep every S4D state unscaled (default: per-mode power-of-two state scaling before quantization, docs/QUANTIZATION.md)")
+    .addOption(
+      new Option("--recurrence <form>", "S4D recurrence on the crossbar: dA (direct) or dA - I with the previous state added digitally (residual; docs/QUANTIZATION.md)")
+        .choices(RECURRENCE_FORMS as unknown as string[])
+        .default(DEFAULT_RECURRENCE),
+    )
     .option("--explain", "print the schedule's cost: step cycles and lower bounds of each candidate mapping, and which one is used (docs/SCHEDULE.md)")
-    .option("--no-group-channels", "pack S4D channels with the plain packer instead of per-tile channel groups (docs/SCHEDULE.md)")
+    .option("--unroll <k|auto>", `advance the recurrences k time steps per program step (1..${MAX_UNROLL}; auto: pick k in 1, 2, 4, 8 by the cost model); default 1 (docs/SCHEDULE.md "Unrolling")`)
+    .addOption(
+      new Option("--mapping <kind>", "crossbar mapping: S4D channel groups per tile, the plain packer, or auto: compile both and keep the faster on the timing model (docs/SCHEDULE.md)")
+        .choices(MAPPING_ARGS as unknown as string[])
+        .default("auto"),
+    )
+    .option("--no-group-channels", "same as --mapping plain")
     .option("--debug", "show stack traces for internal errors")
     .showHelpAfterError();
   cmd.parse(argv);
@@ -70,6 +91,10 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (modelFile === undefined) fail("usage", "missing model file (try --help)");
+  const unrollArg = opts.unroll === undefined ? 1 : parseUnroll(opts.unroll);
+  if (unrollArg !== 1 && opts.compare !== undefined) fail("usage", "--unroll does not apply to --compare (it compares one-step programs); compile each target with --unroll instead");
+  if (unrollArg !== 1 && opts.emit === "ir") fail("usage", "--unroll does not apply to --emit ir (the model-level IR has no program steps); use --emit lowered-ir to see the unrolled IR");
+  if (unrollArg !== 1 && opts.emit === "qat-config") fail("usage", "--emit qat-config describes one-step programs; QAT of unrolled programs is not supported (compile without --unroll)");
 
   const model = loadModel(modelFile, { state: parseStatePairs(opts.state ?? []) });
   if (opts.compare !== undefined) {
@@ -87,12 +112,28 @@ async function main(argv: string[]): Promise<void> {
   if (plugin !== null && emit === "qat-config")
     fail("unsupported", `--emit qat-config describes crossbar numerics only; target "${target.name}" computes parts of the model in its plugin (${target.plugin}), which QAT does not model`, { file: target.source.file });
   const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
-  const compileOpts = { calibration, sourceName: modelFile, plugin, stateScaling: opts.stateScaling !== false };
-  const result = compile(model, target, { ...compileOpts, groupChannels: opts.groupChannels !== false });
+  const baseOpts = { calibration, sourceName: modelFile, plugin, stateScaling: opts.stateScaling !== false, recurrence: opts.recurrence ?? DEFAULT_RECURRENCE };
+  const mapping: MappingArg = opts.groupChannels === false ? "plain" : (opts.mapping ?? "auto");
+  if (opts.groupChannels === false && opts.mapping !== undefined && opts.mapping !== "auto" && opts.mapping !== "plain") fail("usage", `--no-group-channels contradicts --mapping ${opts.mapping}`);
+  // --unroll auto picks k with channel groups unless the plain packer was asked for; the mapping is then chosen at that k.
+  const choice = unrollArg === "auto" ? chooseUnroll(model, target, { ...baseOpts, groupChannels: mapping !== "plain" }) : null;
+  const compileOpts = { ...baseOpts, unroll: choice ? choice.chosen.k : (unrollArg as number) };
+  // The cost model times crossbar and vector instructions only, not a plugin's: plugin targets keep channel groups.
+  const mappingChoice = mapping === "auto" && plugin === null ? chooseMapping(model, target, compileOpts) : null;
+  const result = mappingChoice
+    ? mappingChoice.chosen.result!
+    : choice
+      ? choice.chosen.result!
+      : compile(model, target, { ...compileOpts, groupChannels: mapping === "groups" });
+  if (choice && !opts.explain && !opts.quiet) process.stderr.write(`--unroll auto: ${choice.reason}\n`);
+  if (choice && opts.explain) process.stderr.write(formatUnrollChoice(choice, target));
   if (opts.explain) {
-    const chosen = opts.groupChannels !== false ? "channel groups" : "plain";
-    const other = compile(model, target, { ...compileOpts, groupChannels: opts.groupChannels === false });
-    const costs = [mappingCost(chosen, result, target), mappingCost(chosen === "plain" ? "channel groups" : "plain", other, target)];
+    if (mappingChoice) process.stderr.write(formatMappingChoice(mappingChoice));
+    const chosen = mappingChoice ? mappingChoice.chosen.name : mapping === "plain" ? "plain" : "channel groups";
+    const otherName = chosen === "plain" ? "channel groups" : "plain";
+    // The other mapping is already compiled when the cost model chose; otherwise compile it for the comparison.
+    const other = mappingChoice?.candidates.find((c) => c.name === otherName)?.result ?? (mappingChoice ? null : compile(model, target, { ...compileOpts, groupChannels: otherName === "channel groups" }));
+    const costs = [mappingCost(chosen, result, target), ...(other ? [mappingCost(otherName, other, target)] : [])];
     process.stderr.write(formatExplanation(result, costs, chosen, target));
   }
 

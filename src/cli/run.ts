@@ -142,6 +142,11 @@ export async function main(argv: string[]): Promise<void> {
   }
   writeFilesAtomic(outputs);
   if (opts.report) process.stdout.write(formatReport(result.report));
+  if (opts.report && result.unroll > 1) {
+    // The report counts program steps; say what they are in time steps (docs/SCHEDULE.md "Unrolling").
+    const s = result.report.sections.stepSteady ?? result.report.sections.stepFirst;
+    process.stdout.write(`unrolled program: ${result.unroll} time steps per program step; steady ${s.cycles} cycles per program step = ${(s.cycles / result.unroll).toFixed(1)} per time step\n`);
+  }
 }
 
 // Run only as the entry point, not when imported by tests.

@@ -10,6 +10,7 @@ import { readFloatNpy } from "../common/npy.js";
 import { COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from "../pipeline.js";
 import { loadTargetWithPlugin } from "../target/plugin.js";
 import { formatVerify, verifyModel } from "../verify/index.js";
+import { parseUnroll } from "../cost/unroll-choice.js";
 
 export const EXIT_VERIFY_FAILED = 3;
 
@@ -20,6 +21,7 @@ interface Options {
   tolerance?: string;
   json?: string;
   state?: string[];
+  unroll?: string;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -38,6 +40,7 @@ async function main(argv: string[]): Promise<void> {
     .option("--tolerance <abs>", "allowed max abs error for every output, instead of the derived bound")
     .option("--json <file>", "also write the results as JSON")
     .option("--state <IN:OUT>", "ONNX step graphs: pair a state input with its output (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--unroll <k>", "compile with k time steps per program step (imssa-compile --unroll; auto is not accepted here)")
     .option("--debug", "show stack traces for internal errors")
     .showHelpAfterError();
   cmd.parse(argv);
@@ -48,11 +51,13 @@ async function main(argv: string[]): Promise<void> {
     tolerance = Number(opts.tolerance);
     if (!Number.isFinite(tolerance) || tolerance < 0) fail("usage", `--tolerance must be a non-negative number, found '${opts.tolerance}'`);
   }
+  const unroll = opts.unroll === undefined ? 1 : parseUnroll(opts.unroll);
+  if (unroll === "auto") fail("usage", "imssa-verify --unroll takes an integer k (imssa-compile --unroll auto --explain shows which k it picks)");
   const model = loadModel(modelFile, { state: parseStatePairs(opts.state ?? []) });
   const { target, plugin } = await loadTargetWithPlugin(opts.target);
   const { shape, data } = readFloatNpy(opts.input!);
   const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
-  const result = verifyModel(model, target, data, shape, { calibration, tolerance, inputFile: opts.input!, plugin });
+  const result = verifyModel(model, target, data, shape, { calibration, tolerance, inputFile: opts.input!, plugin, unroll });
   process.stdout.write(formatVerify(result, model.name, target.name));
   if (opts.json) {
     const { compiled: _compiled, ...rest } = result;

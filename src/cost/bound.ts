@@ -15,11 +15,21 @@
 //                 cycles after the writer V of step t, L being the longest RAW chain inside
 //                 one step from the words V writes to W; around a cycle V1 -> ... -> Vm -> V1
 //                 the interval per step is at least the sum of the L over m.
+//   issueLoop     a tile issues in order (docs/TIMING.md): the first instruction of its step
+//                 t+1 issues no earlier than the slot after the last one of step t (after its
+//                 end, for a recv). From the start of a tile's first instruction, the start
+//                 of its last one is at least the longest chain of true constraints: RAW,
+//                 messages, the tile's issue order (one instruction per cycle, a recv blocks
+//                 until its data is in) and its units' order (a unit runs its instructions
+//                 in program order, one at a time). That chain plus the last slot bounds the
+//                 interval: a tile whose step is one long dependency chain (a dense layer's
+//                 matmul -> activation -> norm -> sends) cannot repeat faster than the chain.
 //
 // With a barrier between steps a step can take no fewer than max(criticalPath, resource)
 // cycles (`lowerBound`). When steps overlap (the interpreter's default, docs/TIMING.md) the
-// steady-state interval can take no fewer than max(recurrence, resource) (`intervalBound`):
-// both hold for every schedule of the program's instructions, whatever the issue order.
+// steady-state interval can take no fewer than max(recurrence, resource, issueLoop)
+// (`intervalBound`): it holds for every run of the program's instructions on this machine
+// (in-order issue per tile, non-pipelined units), whatever the memory hazards add.
 
 import type { Instr } from "../backend/isa.js";
 import type { Program, SectionName } from "../backend/program.js";
@@ -33,9 +43,13 @@ export interface StepBounds {
   /** Which unit gives `resource`, e.g. "tile 3 network". */
   resourceUnit: string;
   recurrence: number;
+  /** Longest in-order issue loop of one tile (file comment). */
+  issueLoop: number;
+  /** Which tile gives `issueLoop`, e.g. "tile 11". */
+  issueLoopTile: string;
   /** Barrier between steps: max(criticalPath, resource). */
   lowerBound: number;
-  /** Overlapped steps, steady state: max(recurrence, resource). */
+  /** Overlapped steps, steady state: max(recurrence, resource, issueLoop). */
   intervalBound: number;
 }
 
@@ -163,6 +177,42 @@ function recurrenceBound(p: Program, target: Target, order: readonly Node[]): nu
   return maxCycleMean(m, weight);
 }
 
+/**
+ * The issue loop of tile `ti` (file comment): from its first instruction's start (0), the
+ * earliest slot at which its next step's first instruction can issue.
+ */
+function issueLoopOf(target: Target, order: readonly Node[], tiles: number, words: readonly number[], ti: number): number {
+  const first = order.findIndex((n) => n.tile === ti);
+  if (first < 0) return 0;
+  const ready = words.map((w) => new Float64Array(w).fill(-Infinity));
+  const arrival = new Map<string, number>();
+  /** Per tile: the earliest slot of its next instruction (-Infinity: no reached instruction yet). */
+  const issue = new Float64Array(tiles).fill(-Infinity);
+  const unitFree = new Map<string, number>();
+  for (let k = first; k < order.length; k++) {
+    const n = order[k]!;
+    const occ = occupancy(target, n.ins);
+    const unit = occ.unit === null ? null : `${n.tile}|${occ.unit === "crossbar" && n.ins.op === "mvm" ? `x${n.ins.xbar}` : occ.unit}`;
+    let start = k === first ? 0 : issue[n.tile]!;
+    if (unit !== null) start = Math.max(start, unitFree.get(unit) ?? -Infinity);
+    const acc = accessOf(n.ins);
+    for (const r of acc.reads) for (let w = r.addr; w < r.addr + r.len; w++) start = Math.max(start, ready[n.tile]![w]!);
+    let end = start + n.cycles;
+    if (n.ins.op === "recv") {
+      // Completes at max(start + 1, arrival); reached through its message alone, it starts a cycle before.
+      const at = arrival.get(`${n.ins.peer}>${n.tile}#${n.ins.tag}`) ?? -Infinity;
+      end = Math.max(start + 1, at);
+      start = Math.max(start, at - 1);
+    }
+    if (n.ins.op === "send") arrival.set(`${n.tile}>${n.ins.peer}#${n.ins.tag}`, end + target.interconnect.latencyCycles);
+    if (acc.write) ready[n.tile]!.fill(end, acc.write.addr, acc.write.addr + acc.write.len);
+    if (start === -Infinity) continue;
+    if (unit !== null) unitFree.set(unit, end);
+    issue[n.tile] = n.ins.op === "recv" ? end : start + 1;
+  }
+  return issue[ti]!;
+}
+
 export function stepBounds(p: Program, target: Target, section: SectionName = "step"): StepBounds {
   const order = dataflowOrder(p, target, section);
   // Critical path: every word not written before in the section is ready at the start.
@@ -189,5 +239,21 @@ export function stepBounds(p: Program, target: Target, section: SectionName = "s
   });
 
   const recurrence = recurrenceBound(p, target, order);
-  return { criticalPath, resource, resourceUnit, recurrence, lowerBound: Math.max(criticalPath, resource), intervalBound: Math.max(recurrence, resource) };
+  let issueLoop = 0;
+  let issueLoopTile = "none";
+  const words = p.tiles.map((t) => t.memoryWords);
+  p.tiles.forEach((_, ti) => {
+    const d = issueLoopOf(target, order, p.tiles.length, words, ti);
+    if (d > issueLoop) [issueLoop, issueLoopTile] = [d, `tile ${ti}`];
+  });
+  return {
+    criticalPath,
+    resource,
+    resourceUnit,
+    recurrence,
+    issueLoop,
+    issueLoopTile,
+    lowerBound: Math.max(criticalPath, resource),
+    intervalBound: Math.max(recurrence, resource, issueLoop),
+  };
 }

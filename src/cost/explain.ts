@@ -89,6 +89,8 @@ export function formatExplanation(chosen: CompileResult, costs: readonly Mapping
   );
   const b = used.bounds;
   lines.push(`  bounds of '${chosenName}' (docs/SCHEDULE.md): barrier max(critical path ${b.criticalPath}, busiest unit ${b.resource} = ${b.resourceUnit}) = ${b.lowerBound};`);
-  lines.push(`  overlapped max(recurrence ${num(b.recurrence, 0)}, busiest unit ${b.resource}) = ${num(b.intervalBound, 0)} cycles per step. Pipelining gain ${(used.stepCycles / used.steadyStep).toFixed(2)}x (${used.stepCycles} -> ${num(used.steadyStep, 0)}).`);
+  lines.push(`  overlapped max(recurrence ${num(b.recurrence, 0)}, busiest unit ${b.resource}, in-order issue loop ${b.issueLoop} = ${b.issueLoopTile}) = ${num(b.intervalBound, 0)} cycles per step. Pipelining gain ${(used.stepCycles / used.steadyStep).toFixed(2)}x (${used.stepCycles} -> ${num(used.steadyStep, 0)}).`);
+  const k = chosen.program.unroll ?? 1;
+  if (k > 1) lines.push(`  unrolled ${k} time steps per program step (docs/SCHEDULE.md "Unrolling"): per time step ${num(used.steadyStep / k, 0)} cycles steady, bound ${num(b.intervalBound / k, 0)}.`);
   return `${lines.join("\n")}\n`;
 }

@@ -41,14 +41,20 @@ export function roundHalfAway(x: number): number {
 }
 
 /**
- * clamp(roundHalfAway(t), -M, M) for an integer M > 0, bit for bit for every t including
- * +-0, NaN and infinities: |t| rounded half up is t rounded half away from zero, and
- * multiplying by sign(t) restores the sign, also of a zero result (0 * -1 = -0, 0 * -0 = -0).
- * Branch-free on the sign: the straightforward form mispredicts on mixed signs and costs
- * about twice as much per converted word.
+ * clamp(roundHalfAway(t), -M, M) for an integer 0 < M < 2^52, bit for bit for every t
+ * including +-0, NaN and infinities (checked against the straightforward form in
+ * test/interp-kernels.test.ts). This runs twice per MVM row and column, so it avoids
+ * data-dependent branches, which mispredict on mixed signs (Math.sign and Math.round branch
+ * inside): t is clamped to +-(M + 1) (the result is +-M beyond that anyway), then with
+ * i = trunc(t), 2t - 2i = 2 frac(t) is exact and trunc of it is +-1 exactly when |frac(t)|
+ * >= 1/2, with the sign of t also on a zero (-0 + -0 = -0). t = +-0 and NaN take the
+ * original form (a branch that does not depend on the sign).
  */
 export function roundClamp(t: number, M: number): number {
-  return Math.min(M, Math.round(Math.abs(t))) * Math.sign(t);
+  if (t !== t || t === 0) return Math.min(M, Math.round(Math.abs(t))) * Math.sign(t);
+  const c = Math.max(-M - 1, Math.min(M + 1, t));
+  const i = Math.trunc(c);
+  return Math.max(-M, Math.min(M, i + Math.trunc(2 * c - 2 * i)));
 }
 
 export interface CrossbarModel {

@@ -1,15 +1,17 @@
-// The simulated chip: a discrete-event simulation over tiles that executes a section
-// functionally and times it with the scoreboard model of docs/TIMING.md in one pass.
+// The simulated chip: a discrete-event simulation over tiles that times a section with the
+// scoreboard model of docs/TIMING.md and executes it functionally, in two passes over the
+// same tile order (src/interp/plan.ts holds the compiled form each pass runs).
 //
 // Each tile runs its stream in program order until it finishes or reaches a recv whose
 // message has not been sent yet; then the next tile runs. Because timing never depends on
 // data and a tile's schedule depends on other tiles only through message arrival times
 // (known when the message is posted), this order yields the exact cycle-level schedule.
 // A full round without progress while some tile is blocked is a deadlock. The functional
-// effect of each instruction is applied in program order at issue; the scoreboard
-// guarantees that the timed machine would compute the same values.
+// effect of each instruction is applied in program order; the scoreboard guarantees that
+// the timed machine would compute the same values, and since neither pass depends on the
+// other, the timing pass runs only while the schedule is not known yet (see runSection).
 
-import type { Instr, VecUnaryOp } from "../backend/isa.js";
+import type { Instr } from "../backend/isa.js";
 import type { Program, SectionName } from "../backend/program.js";
 import { UserError } from "../common/errors.js";
 import type { NoiseSetup } from "../noise/setup.js";
@@ -19,6 +21,25 @@ import { accessOf, type Range } from "./access.js";
 import { makeCrossbar, type CrossbarModel } from "./crossbar.js";
 import { addCounts, countsOf, zeroCounts, type EventCounts } from "./energy.js";
 import { MachineMemory, precisionOf, type Memory, type Precision } from "./memory.js";
+import {
+  copyWords,
+  functionalPlan,
+  OP_COPIES,
+  OP_EXT,
+  OP_LOAD,
+  OP_MVM,
+  OP_RECV,
+  OP_SEND,
+  OP_STORE,
+  runCopies,
+  T_INPUT_LOAD,
+  T_RECV,
+  T_SEND,
+  timingPlan,
+  type FnOp,
+  type FunctionalPlan,
+  type TimingPlan,
+} from "./plan.js";
 import { occupancy, UNIT_KINDS, type UnitKind } from "./timing.js";
 import { VectorUnit, type VectorInstr } from "./vector.js";
 
@@ -58,6 +79,9 @@ interface Planned {
  */
 interface SectionPlan {
   code: Planned[];
+  /** The same stream flattened for the timing pass and compiled for the functional pass (src/interp/plan.ts). */
+  timing: TimingPlan;
+  fn: FunctionalPlan;
   counts: EventCounts;
   busy: Record<UnitKind, number>;
 }
@@ -69,11 +93,14 @@ interface SectionPlan {
  */
 class Mailbox {
   readonly data: Memory[] = [];
+  /** The sending tile of each message. */
+  readonly sender: number[] = [];
   arrival = new Float64Array(0);
   posted = new Uint8Array(0);
 
-  add(len: number, precision: Precision): number {
+  add(len: number, precision: Precision, sender: number): number {
     this.data.push(precision.alloc(len));
+    this.sender.push(sender);
     return this.data.length - 1;
   }
   seal(): void {
@@ -132,6 +159,22 @@ export interface SectionRun {
 interface StepRecord {
   cycles: number;
   state: Float64Array | null;
+  /** With `state`: what the drifting steady state (see findDrift) checks. */
+  drift: DriftRecord | null;
+}
+
+/**
+ * Per step, relative to its end: each tile's latest completion and the step's start
+ * (ends[n]); the host's input write clamped at the input tile's issue slot; and for every
+ * recv in timing-pass order its tile, its sender and how far its own completion
+ * (start + occupancy) lay after the message's arrival (negative: it waited for the message).
+ */
+interface DriftRecord {
+  ends: Float64Array;
+  input: number;
+  recvTile: Int32Array;
+  recvSender: Int32Array;
+  recvMargin: Float64Array;
 }
 
 /** Whether a load reads a host-written input buffer (the host rewrites those between steps). */
@@ -160,12 +203,6 @@ export function zeroBusy(): Record<UnitKind, number> {
   return { crossbar: 0, vector: 0, loadStore: 0, network: 0 };
 }
 
-function maxOver(a: Float64Array, r: Range, init: number): number {
-  let m = init;
-  for (let i = r.addr, end = r.addr + r.len; i < end; i++) if (a[i]! > m) m = a[i]!;
-  return m;
-}
-
 export class Machine {
   readonly target: Target;
   readonly memory: MachineMemory;
@@ -181,6 +218,10 @@ export class Machine {
   private readonly vector: VectorUnit;
   private readonly plans: Record<SectionName, SectionPlan>[];
   private readonly states: TileState[];
+  /** Per section: instructions, event counts and busy cycles summed over the tiles in tile order. */
+  private readonly totals: Record<SectionName, { instructions: number; counts: EventCounts; busy: Record<UnitKind, number> }>;
+  /** Program counters (op indices) of the functional pass, per tile. */
+  private readonly fnPc: Int32Array;
   private readonly mailboxes: Record<SectionName, Mailbox> = { init: new Mailbox(), step: new Mailbox(), final: new Mailbox() };
   /** Cycles of each section once timed (see runSection); for overlapped steps see stepRecords. */
   private readonly sectionCycles: Record<SectionName, number | null> = { init: null, step: null, final: null };
@@ -192,6 +233,19 @@ export class Machine {
    */
   private periodicFrom = -1;
   private period = 1;
+  /**
+   * Steps reused from the records (a superset of the periodic steady state above, which
+   * alone defines stepTiming): from step `reuseFrom` on (-1: not yet), step k repeats record
+   * reuseFrom + (k - reuseFrom) mod reusePeriod, each tile's timing shifted by `reuseDrift`
+   * (cycles per period, relative to the step end; all zero for the periodic steady state).
+   */
+  private reuseFrom = -1;
+  private reusePeriod = 1;
+  private reuseDrift: Float64Array | null = null;
+  /** The one tile whose step section loads a host-written input (-1: none, -2: several). */
+  private inputTile = -1;
+  /** Recvs of the step being timed, while it is recorded for findDrift (else null). */
+  private recvLog: { tile: number[]; sender: number[]; margin: number[] } | null = null;
   /** Steps run since the last init/final (the index of the next step within its sequence). */
   private stepInSequence = 0;
   /** Whether the tile states hold the timing of the latest step (false after steps taken from stepRecords). */
@@ -236,7 +290,7 @@ export class Machine {
     for (const name of ["init", "step", "final"] as const)
       program.tiles.forEach((tile, ti) =>
         tile.sections[name].code.forEach((ins) => {
-          if (ins.op === "send") slots.set(`${name}:${ti}>${ins.peer}#${ins.tag}`, this.mailboxes[name].add(ins.len, this.precision));
+          if (ins.op === "send") slots.set(`${name}:${ti}>${ins.peer}#${ins.tag}`, this.mailboxes[name].add(ins.len, this.precision, ti));
         }),
       );
     for (const m of Object.values(this.mailboxes)) m.seal();
@@ -277,7 +331,7 @@ export class Machine {
             inputLoad: readsInput(program, ins),
           };
         });
-        return { code, counts, busy };
+        return { code, timing: timingPlan(code), fn: functionalPlan(code), counts, busy };
       };
       return { init: plan("init"), step: plan("step"), final: plan("final") };
     });
@@ -291,6 +345,20 @@ export class Machine {
       writeReady: new Float64Array(tile.memoryWords),
       readEnd: new Float64Array(tile.memoryWords),
     }));
+    this.fnPc = new Int32Array(program.tiles.length);
+    const total = (name: SectionName): { instructions: number; counts: EventCounts; busy: Record<UnitKind, number> } => {
+      const t = { instructions: 0, counts: zeroCounts(), busy: zeroBusy() };
+      for (const pl of this.plans) {
+        t.instructions += pl[name].code.length;
+        addCounts(t.counts, pl[name].counts);
+        for (const k of UNIT_KINDS) t.busy[k] += pl[name].busy[k];
+      }
+      return t;
+    };
+    this.totals = { init: total("init"), step: total("step"), final: total("final") };
+    this.plans.forEach((pl, ti) => {
+      if (pl.step.code.some((p) => p.inputLoad)) this.inputTile = this.inputTile === -1 ? ti : -2;
+    });
   }
 
   /** Zeroes all memory and rewrites the constants: the start of a new sequence. */
@@ -355,18 +423,21 @@ export class Machine {
     const k = this.stepInSequence++;
     const start = this.clock;
     const run: SectionRun = { section: "step", start, cycles: 0, instructions: 0, counts: zeroCounts(), busy: zeroBusy(), saturations: 0 };
-    const known = this.periodicFrom >= 0 || k < this.stepRecords.length;
-    const recordIndex = (i: number): number => (this.periodicFrom >= 0 && i >= this.periodicFrom ? this.periodicFrom + ((i - this.periodicFrom) % this.period) : i);
+    const known = this.reuseFrom >= 0 || k < this.stepRecords.length;
+    const recordIndex = (i: number): number => (this.reuseFrom >= 0 && i >= this.reuseFrom ? this.reuseFrom + ((i - this.reuseFrom) % this.reusePeriod) : i);
     const timed = !known || schedule !== undefined || this.retime;
     if (timed) {
       if (k === 0) {
         for (const st of this.states) st.issue = start;
         this.inputFree = start;
       } else if (!this.stateCurrent) {
-        const saved = this.stepRecords[recordIndex(k - 1)]!.state;
+        const r = recordIndex(k - 1);
+        const saved = this.stepRecords[r]!;
         // Only runProgram's trace (first step) and retime (every step) time a step after untimed ones.
-        if (saved === null) throw new Error(`internal error: step ${k} cannot be timed after untimed steps beyond the first ${MAX_STATES}`);
-        this.restore(saved, start);
+        if (saved.state === null) throw new Error(`internal error: step ${k} cannot be timed after untimed steps beyond the first ${MAX_STATES}`);
+        // Step k - 1 is record r plus `periods` periods of drift.
+        const periods = (k - 1 - r) / this.reusePeriod;
+        this.restore(saved.state, start, periods > 0 ? this.reuseDrift : null, periods, saved.drift?.input ?? 0);
       }
       for (const st of this.states) {
         st.pc = 0;
@@ -375,6 +446,9 @@ export class Machine {
       // No input load yet (a step without one leaves the host free to write at once).
       this.inputLoadsEnd = -Infinity;
     }
+    // Steps whose timing state is compared with earlier ones (see the snapshot below).
+    const compared = !known && k < MAX_STATES + MAX_PERIOD;
+    this.recvLog = compared ? { tile: [], sender: [], margin: [] } : null;
     const end = this.execute("step", steps, run, timed, schedule);
     if (!timed) {
       run.cycles = this.stepRecords[recordIndex(k)]!.cycles;
@@ -382,22 +456,41 @@ export class Machine {
     } else {
       run.cycles = end - start;
       this.inputFree = this.inputLoadsEnd;
-      const state = this.snapshot(end);
+      // The state is kept for the first MAX_STATES steps and compared with the states of the
+      // MAX_PERIOD steps before: later, or for a known step, it would not be used.
+      const state = compared ? this.snapshot(end) : null;
       if (known) {
         const want = this.stepRecords[recordIndex(k)]!.cycles;
         if (want !== run.cycles) throw new Error(`internal error: step ${k} took ${run.cycles} cycles, earlier ${want}`);
       } else {
-        this.stepRecords.push({ cycles: run.cycles, state: k < MAX_STATES ? state : null });
+        const drift = compared ? this.driftRecord(start, end) : null;
+        const kept = k < MAX_STATES;
+        this.stepRecords.push({ cycles: run.cycles, state: kept ? state : null, drift });
         // The state after step k is the one after step k - q shifted: steps k - q + 1 .. k repeat.
         for (let q = 1; q <= MAX_PERIOD && q <= k; q++)
           if (sameState(state, this.stepRecords[k - q]!.state)) {
-            this.periodicFrom = k - q + 1;
-            this.period = q;
+            this.periodicFrom = this.reuseFrom = k - q + 1;
+            this.period = this.reusePeriod = q;
+            this.reuseDrift = null;
             break;
+          }
+        // Drifting steady states are looked for where every step of the period keeps its state
+        // (for restore) and the drift is not all zero: then the state never repeats exactly
+        // (so stepTiming, which reports the exact periodic state only, is as without reuse).
+        if (this.reuseFrom < 0 && kept && state !== null && drift !== null)
+          for (let q = 1; q <= MAX_PERIOD && q <= k; q++) {
+            const d = this.findDrift(k, q, state, drift);
+            if (d !== null) {
+              this.reuseFrom = k - q + 1;
+              this.reusePeriod = q;
+              this.reuseDrift = d;
+              break;
+            }
           }
       }
       this.stateCurrent = true;
     }
+    this.recvLog = null;
     this.clock = start + run.cycles;
     return run;
   }
@@ -424,19 +517,97 @@ export class Machine {
     return out;
   }
 
-  /** Sets the timing state to a snapshot taken at a step end, shifted to end at `end`. */
-  private restore(s: Float64Array, end: number): void {
-    this.inputFree = s[0]! + end;
+  /**
+   * Sets the timing state to a snapshot taken at a step end, shifted to end at `end`, and
+   * each tile's part by `periods` times its drift (see findDrift; `input` is the record's
+   * input write clamped at the input tile's issue, which drifts with that tile).
+   */
+  private restore(s: Float64Array, end: number, drift: Float64Array | null, periods: number, input: number): void {
+    this.inputFree = drift === null || this.inputTile < 0 ? s[0]! + end : input + periods * drift[this.inputTile]! + end;
     let o = 1;
-    for (const st of this.states) {
-      st.issue = s[o++]! + end;
-      for (let u = 0; u < st.unitFree.length; u++) st.unitFree[u] = s[o++]! + end;
+    this.states.forEach((st, ti) => {
+      const e = end + (drift === null ? 0 : periods * drift[ti]!);
+      st.issue = s[o++]! + e;
+      for (let u = 0; u < st.unitFree.length; u++) st.unitFree[u] = s[o++]! + e;
       for (const r of st.stepWords)
         for (let i = r.addr; i < r.addr + r.len; i++) {
-          st.writeReady[i] = s[o++]! + end;
-          st.readEnd[i] = s[o++]! + end;
+          st.writeReady[i] = s[o++]! + e;
+          st.readEnd[i] = s[o++]! + e;
         }
+    });
+  }
+
+  /** The DriftRecord of the step just timed (from `start` to `end`). */
+  private driftRecord(start: number, end: number): DriftRecord {
+    const n = this.states.length;
+    const ends = new Float64Array(n + 1);
+    for (let ti = 0; ti < n; ti++) ends[ti] = this.states[ti]!.lastEnd - end;
+    ends[n] = start - end;
+    const log = this.recvLog!;
+    const t = this.inputTile;
+    return {
+      ends,
+      input: t >= 0 ? Math.max(this.inputFree, this.states[t]!.issue) - end : 0,
+      recvTile: Int32Array.from(log.tile),
+      recvSender: Int32Array.from(log.sender),
+      recvMargin: Float64Array.from(log.margin),
+    };
+  }
+
+  /**
+   * Whether the schedule repeats from step k - q + 1 on with period q, each tile's times
+   * shifted per period by its own drift d_t <= 0 relative to the step ends: the timing
+   * state after step k (clamped as in snapshot) equals the one after step k - q with tile
+   * t's part shifted by d_t. Tiles that only feed the pipeline (e.g. the input layer) run
+   * ahead of it by a growing distance (unbounded receive buffers), so their state drifts
+   * and the exact periodic state of sameState never comes. Returns the drifts, or null.
+   *
+   * Exact: within a tile every time shifts by the same amount, which keeps every
+   * comparison the tile's schedule makes. Tiles meet only at a recv (its end is the later of
+   * its own completion and the message's arrival), at the host's input write (one input
+   * tile: internal to it) and at the step's end (the latest tile). The repetition holds if,
+   * in the q steps k - q + 1 .. k, every recv either connects tiles of the same drift or
+   * completed by itself (margin >= 0) while its sender drifts further ahead (d_sender <
+   * d_tile), and every step ended on a tile without drift (or at its start): those
+   * outcomes then hold with growing margins in every later period, by induction.
+   */
+  private findDrift(k: number, q: number, state: Float64Array, now: DriftRecord): Float64Array | null {
+    const prev = this.stepRecords[k - q]!;
+    // Several input tiles share the host's write: not handled (the exact periodic state may still come).
+    if (this.inputTile === -2 || prev.state === null || prev.drift === null || prev.state.length !== state.length) return null;
+    const n = this.states.length;
+    const d = new Float64Array(n);
+    let o = 1;
+    for (let ti = 0; ti < n; ti++) {
+      const st = this.states[ti]!;
+      let len = 1 + st.unitFree.length;
+      for (const r of st.stepWords) len += 2 * r.len;
+      const dt = state[o]! - prev.state[o]!;
+      if (!(dt <= 0)) return null;
+      for (let i = o; i < o + len; i++) if (state[i]! - prev.state[i]! !== dt) return null;
+      d[ti] = dt;
+      o += len;
     }
+    const t = this.inputTile;
+    if (t >= 0 && now.input - prev.drift.input !== d[t]) return null;
+    if (d.every((x) => x === 0)) return null;
+    for (let j = k - q + 1; j <= k; j++) {
+      const rec = j === k ? now : this.stepRecords[j]!.drift;
+      if (rec === null) return null;
+      for (let i = 0; i < rec.recvTile.length; i++) {
+        const dt = d[rec.recvTile[i]!]!;
+        const du = d[rec.recvSender[i]!]!;
+        if (!(dt === du || (dt > du && rec.recvMargin[i]! >= 0))) return null;
+      }
+      let fixed = rec.ends[n]!;
+      let drifting = -Infinity;
+      for (let ti = 0; ti < n; ti++) {
+        if (d[ti] === 0) fixed = Math.max(fixed, rec.ends[ti]!);
+        else drifting = Math.max(drifting, rec.ends[ti]!);
+      }
+      if (drifting > fixed) return null;
+    }
+    return d;
   }
 
   /**
@@ -444,8 +615,27 @@ export class Machine {
    * up by the caller; adds counts to `run` and returns the latest completion (timed runs).
    */
   private execute(section: SectionName, steps: number, run: SectionRun, timed: boolean, schedule: ScheduledInstr[] | undefined): number {
+    if (timed) this.timeSection(section, schedule);
+    this.perform(section, steps, run);
+    let end = run.start;
+    for (const st of this.states) if (st.lastEnd > end) end = st.lastEnd;
+    // The tiles' sums in tile order, added once (the same additions as tile by tile into zeros).
+    const total = this.totals[section];
+    run.instructions += total.instructions;
+    addCounts(run.counts, total.counts);
+    for (const k of UNIT_KINDS) run.busy[k] += total.busy[k];
+    return end;
+  }
+
+  /**
+   * The timing pass: every tile's stream in program order until it finishes or reaches a
+   * recv whose message has not been sent yet, then the next tile (see the top of this file).
+   */
+  private timeSection(section: SectionName, schedule: ScheduledInstr[] | undefined): void {
     const mailbox = this.mailboxes[section];
     mailbox.posted.fill(0);
+    const posted = mailbox.posted;
+    const latency = this.target.interconnect.latencyCycles;
     const n = this.states.length;
     for (const st of this.states) st.pc = 0;
     for (;;) {
@@ -453,58 +643,71 @@ export class Machine {
       let done = true;
       for (let ti = 0; ti < n; ti++) {
         const st = this.states[ti]!;
-        const code = this.plans[ti]![section].code;
-        while (st.pc < code.length) {
-          const p = code[st.pc]!;
-          if (p.op === "recv" && mailbox.posted[p.msg] === 0) break;
-          const end = timed ? this.time(st, p, mailbox) : 0;
-          this.perform(ti, p, mailbox, steps, run, end);
-          if (schedule) this.record(schedule, ti, section, p, end);
+        const tp = this.plans[ti]![section].timing;
+        const len = tp.slot.length;
+        while (st.pc < len) {
+          const i = st.pc;
+          const flags = tp.flags[i]!;
+          if ((flags & T_RECV) !== 0 && posted[tp.msg[i]!] === 0) break;
+          const end = this.time(ti, st, tp, i, mailbox);
+          if ((flags & T_SEND) !== 0) {
+            mailbox.arrival[tp.msg[i]!] = end + latency;
+            posted[tp.msg[i]!] = 1;
+          }
+          if (schedule) this.record(schedule, ti, section, this.plans[ti]![section].code[i]!, end);
           st.pc++;
           progressed = true;
         }
-        if (st.pc < code.length) done = false;
+        if (st.pc < len) done = false;
       }
       if (done) break;
-      if (!progressed) throw this.deadlock(section);
+      if (!progressed) throw this.deadlock(section, this.states.map((st) => st.pc));
     }
-    let end = run.start;
-    for (let ti = 0; ti < n; ti++) {
-      const st = this.states[ti]!;
-      if (st.lastEnd > end) end = st.lastEnd;
-      const plan = this.plans[ti]![section];
-      run.instructions += plan.code.length;
-      addCounts(run.counts, plan.counts);
-      for (const k of UNIT_KINDS) run.busy[k] += plan.busy[k];
-    }
-    return end;
   }
 
   /**
-   * Schedules one instruction: in-order issue, then wait for operands (RAW), for earlier
-   * readers and writers of the destination (WAR, WAW) and for the unit. Returns its end.
+   * Schedules instruction i of a tile's stream: in-order issue, then wait for operands (RAW),
+   * for earlier readers and writers of the destination (WAW, WAR) and for the unit. Returns its end.
    */
-  private time(st: TileState, p: Planned, mailbox: Mailbox): number {
+  private time(ti: number, st: TileState, tp: TimingPlan, i: number, mailbox: Mailbox): number {
+    const flags = tp.flags[i]!;
+    const slot = tp.slot[i]!;
+    const uf = st.unitFree;
+    const wr = st.writeReady;
+    const re = st.readEnd;
     let s = st.issue;
     // The host writes the next input once every load of the current one has completed.
-    if (p.inputLoad && this.inputFree > s) s = this.inputFree;
-    if (p.slot !== NO_UNIT && st.unitFree[p.slot]! > s) s = st.unitFree[p.slot]!;
-    for (const r of p.reads) s = maxOver(st.writeReady, r, s);
-    if (p.write) {
-      s = maxOver(st.writeReady, p.write, s);
-      s = maxOver(st.readEnd, p.write, s);
+    if ((flags & T_INPUT_LOAD) !== 0 && this.inputFree > s) s = this.inputFree;
+    if (slot !== NO_UNIT && uf[slot]! > s) s = uf[slot]!;
+    const r0 = tp.readStart[i]!;
+    const r1 = tp.readStart[i + 1]!;
+    for (let k = r0; k < r1; k++)
+      for (let a = tp.readAddr[k]!, e = a + tp.readLen[k]!; a < e; a++) if (wr[a]! > s) s = wr[a]!;
+    const w0 = tp.writeAddr[i]!;
+    const w1 = w0 + tp.writeLen[i]!;
+    for (let a = w0; a < w1; a++) {
+      if (wr[a]! > s) s = wr[a]!;
+      if (re[a]! > s) s = re[a]!;
     }
-    let end = s + p.cycles;
-    if (p.ins.op === "recv" && mailbox.arrival[p.msg]! > end) end = mailbox.arrival[p.msg]!;
-    if (p.inputLoad && end > this.inputLoadsEnd) this.inputLoadsEnd = end;
-    for (const r of p.reads) {
-      const re = st.readEnd;
-      for (let i = r.addr, e = r.addr + r.len; i < e; i++) if (re[i]! < end) re[i] = end;
+    let end = s + tp.cycles[i]!;
+    const recv = (flags & T_RECV) !== 0;
+    if (recv) {
+      const arrival = mailbox.arrival[tp.msg[i]!]!;
+      const log = this.recvLog;
+      if (log !== null) {
+        log.tile.push(ti);
+        log.sender.push(mailbox.sender[tp.msg[i]!]!);
+        log.margin.push(end - arrival);
+      }
+      if (arrival > end) end = arrival;
     }
-    if (p.write) st.writeReady.fill(end, p.write.addr, p.write.addr + p.write.len);
-    if (p.slot !== NO_UNIT) st.unitFree[p.slot] = end;
+    if ((flags & T_INPUT_LOAD) !== 0 && end > this.inputLoadsEnd) this.inputLoadsEnd = end;
+    for (let k = r0; k < r1; k++)
+      for (let a = tp.readAddr[k]!, e = a + tp.readLen[k]!; a < e; a++) if (re[a]! < end) re[a] = end;
+    for (let a = w0; a < w1; a++) wr[a] = end;
+    if (slot !== NO_UNIT) uf[slot] = end;
     // recv blocks the stream until its data is in; everything else frees the issue slot next cycle.
-    st.issue = p.ins.op === "recv" ? end : s + 1;
+    st.issue = recv ? end : s + 1;
     if (end > st.lastEnd) st.lastEnd = end;
     st.lastStart = s;
     return end;
@@ -525,47 +728,78 @@ export class Machine {
   }
 
   /**
-   * The functional effect of one instruction. `end` is when a sent message leaves the port
-   * (meaningful only on timed runs; untimed runs never read arrival times).
+   * The functional pass: the tiles' compiled streams (src/interp/plan.ts) in the order of the
+   * timing pass, a recv waiting for its send. Effects are applied in program order per tile.
    */
-  private perform(ti: number, p: Planned, mailbox: Mailbox, steps: number, run: SectionRun, end: number): void {
-    const mem = this.memory.tiles[ti]!;
-    const ins = p.ins;
-    if (p.op === "vcopy") {
-      // The most frequent instruction (gathers of a few words): a memmove, which is what the
-      // vector unit's copy-in/copy-out vcopy computes, without its generic dispatch.
-      const v = ins as Extract<Instr, { op: VecUnaryOp }>;
-      moveWords(mem, v.a, v.dst, v.len);
-      return;
+  private perform(section: SectionName, steps: number, run: SectionRun): void {
+    const mailbox = this.mailboxes[section];
+    mailbox.posted.fill(0);
+    const posted = mailbox.posted;
+    const n = this.states.length;
+    const pcs = this.fnPc;
+    pcs.fill(0);
+    for (;;) {
+      let progressed = false;
+      let done = true;
+      for (let ti = 0; ti < n; ti++) {
+        const { ops, segs } = this.plans[ti]![section].fn;
+        const mem = this.memory.tiles[ti]!;
+        let pc = pcs[ti]!;
+        while (pc < ops.length) {
+          const o = ops[pc]!;
+          const kind = o.kind;
+          if (kind === OP_COPIES) runCopies(mem, segs, o.segStart, o.segEnd);
+          else if (kind === OP_RECV) {
+            if (posted[o.msg] === 0) break;
+            const ins = o.ins as Extract<Instr, { op: "recv" }>;
+            copyWords(mailbox.data[o.msg]!, 0, mem, ins.dst, ins.len);
+          } else this.apply(o, mem, mailbox, steps, run);
+          pc++;
+          progressed = true;
+        }
+        pcs[ti] = pc;
+        if (pc < ops.length) done = false;
+      }
+      if (done) break;
+      if (!progressed) throw this.deadlock(section, Array.from(pcs, (pc, ti) => this.plans[ti]![section].fn.ops[pc]?.pc ?? Infinity));
     }
-    switch (ins.op) {
-      case "mvm": {
-        const sat = p.xbar!.mvm(mem, ins, this.precision.round);
+  }
+
+  /** The functional effect of one op other than fused copies and recv. */
+  private apply(o: FnOp, mem: Memory, mailbox: Mailbox, steps: number, run: SectionRun): void {
+    const ins = o.ins;
+    switch (o.kind) {
+      case OP_MVM: {
+        const m = ins as Extract<Instr, { op: "mvm" }>;
+        const sat = o.xbar!.mvm(mem, m, this.precision.round);
         run.saturations += sat;
-        this.saturationsPerCrossbar[p.xbarIndex] += sat;
-        this.conversionsPerCrossbar[p.xbarIndex] += ins.cols;
-        this.saturationsPerSymbol[p.symbol] += sat;
-        this.conversionsPerSymbol[p.symbol] += ins.cols;
+        this.saturationsPerCrossbar[o.xbarIndex] += sat;
+        this.conversionsPerCrossbar[o.xbarIndex] += m.cols;
+        this.saturationsPerSymbol[o.symbol] += sat;
+        this.conversionsPerSymbol[o.symbol] += m.cols;
         return;
       }
-      case "load":
-        copyWords(this.memory.global, ins.global, mem, ins.dst, ins.len);
+      case OP_LOAD: {
+        const l = ins as Extract<Instr, { op: "load" }>;
+        copyWords(this.memory.global, l.global, mem, l.dst, l.len);
         return;
-      case "store":
-        copyWords(mem, ins.src, this.memory.global, ins.global, ins.len);
+      }
+      case OP_STORE: {
+        const s = ins as Extract<Instr, { op: "store" }>;
+        copyWords(mem, s.src, this.memory.global, s.global, s.len);
         return;
-      case "send":
-        copyWords(mem, ins.src, mailbox.data[p.msg]!, 0, ins.len);
-        mailbox.arrival[p.msg] = end + this.target.interconnect.latencyCycles;
-        mailbox.posted[p.msg] = 1;
+      }
+      case OP_SEND: {
+        const s = ins as Extract<Instr, { op: "send" }>;
+        copyWords(mem, s.src, mailbox.data[o.msg]!, 0, s.len);
+        mailbox.posted[o.msg] = 1;
         return;
-      case "recv":
-        copyWords(mailbox.data[p.msg]!, 0, mem, ins.dst, ins.len);
-        return;
-      case "ext":
-        this.ext!.execute(p.ext!, ins, mem);
+      }
+      case OP_EXT:
+        this.ext!.execute(o.ext!, ins as Extract<Instr, { op: "ext" }>, mem);
         return;
       default:
+        // Vector instructions other than vcopy (every vcopy is in a fused run).
         this.vector.exec(ins as VectorInstr, mem, steps);
     }
   }
@@ -576,11 +810,12 @@ export class Machine {
     return this.ext!.plan(spec, ins);
   }
 
-  private deadlock(section: SectionName): UserError {
+  /** The deadlock error; `pcs[ti]` is the instruction tile ti waits at (Infinity: finished). */
+  private deadlock(section: SectionName, pcs: readonly number[]): UserError {
     const waits: string[] = [];
-    this.states.forEach((st, ti) => {
-      const p = this.plans[ti]![section].code[st.pc];
-      if (p && p.ins.op === "recv") waits.push(`tile ${ti} waits at instruction ${st.pc} (recv from tile ${p.ins.peer}, tag ${p.ins.tag})`);
+    this.states.forEach((_, ti) => {
+      const p = this.plans[ti]![section].code[pcs[ti]!];
+      if (p && p.ins.op === "recv") waits.push(`tile ${ti} waits at instruction ${p.pc} (recv from tile ${p.ins.peer}, tag ${p.ins.tag})`);
     });
     return new UserError("verify", `section ${section}: deadlock: ${waits.join("; ")}; no tile can proceed`, { file: this.file });
   }
@@ -596,23 +831,8 @@ const MAX_PERIOD = 8;
  */
 const MAX_STATES = 64;
 
-function sameState(a: Float64Array, b: Float64Array | null): boolean {
-  if (b === null || a.length !== b.length) return false;
+function sameState(a: Float64Array | null, b: Float64Array | null): boolean {
+  if (a === null || b === null || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** Below this length an element loop beats a typed-array view plus a bulk copy. */
-const BULK_WORDS = 32;
-
-/** Copies between two memories of the same precision (every memory of a run has the target's). */
-function copyWords(from: Memory, fromAddr: number, to: Memory, toAddr: number, len: number): void {
-  if (len >= BULK_WORDS) to.set(from.subarray(fromAddr, fromAddr + len), toAddr);
-  else for (let i = 0; i < len; i++) to[toAddr + i] = from[fromAddr + i]!;
-}
-
-/** mem[to, to+len) = old mem[from, from+len): copy-in/copy-out semantics for overlapping ranges. */
-function moveWords(mem: Memory, from: number, to: number, len: number): void {
-  if (len < BULK_WORDS && (to <= from || to >= from + len)) for (let i = 0; i < len; i++) mem[to + i] = mem[from + i]!;
-  else mem.copyWithin(to, from, from + len);
 }

@@ -1,5 +1,10 @@
 // Runs a verified program over a batch of sequences (program semantics of
 // src/backend/program.ts): per sequence reset memory, init, T steps, final.
+// An unrolled program (Program.unroll = k, src/passes/unroll.ts) takes k time steps per
+// program step: the caller's [B, T, d] input is chunked into ceil(T / k) program steps of
+// k*d (the last one zero-padded) and the step outputs are un-chunked back to [B, T, o], so
+// callers never see k. Padding is exact only for step outputs, so a program with final
+// outputs refuses a T that is not a multiple of k.
 
 import type { IoBuffer, Program } from "../backend/program.js";
 import { UserError } from "../common/errors.js";
@@ -43,7 +48,9 @@ export interface RunResult {
   final: Float32Array | null;
   stepShape: [number, number, number] | null;
   finalShape: [number, number] | null;
+  /** The report counts program steps; each is `unroll` time steps (Program.unroll, 1 when absent). */
   report: RunReport;
+  unroll: number;
   trace?: TraceEvent[];
 }
 
@@ -57,10 +64,17 @@ function checkInput(p: Program, input: Float32Array, shape: readonly number[], f
     throw new UserError("usage", `input shape [${shape.join(", ")}] is not [batch, steps, features]`, at);
   const [B, T, d] = shape as [number, number, number];
   const want = p.io.inputs[0]!;
-  if (d !== want.size)
-    throw new UserError("usage", `input has ${d} features per step but the program's input "${want.name}" has ${want.size}`, at);
+  const k = p.unroll ?? 1;
+  if (d * k !== want.size)
+    throw new UserError("usage", `input has ${d} features per step but the program's input "${want.name}" has ${want.size / k}${k === 1 ? "" : ` per time step (${want.size} per program step of ${k} time steps)`}`, at);
   if (B < 1 || T < 1) throw new UserError("usage", `input shape [${B}, ${T}, ${d}] is empty: need at least one sequence and one step`, at);
   if (input.length !== B * T * d) throw new UserError("usage", `input has ${input.length} values, shape [${B}, ${T}, ${d}] needs ${B * T * d}`, at);
+  if (T % k !== 0 && p.io.finalOutputs.length > 0)
+    throw new UserError(
+      "usage",
+      `the program was compiled with --unroll ${k} and has final outputs, so the sequence length must be a multiple of ${k}, but T = ${T}: pad or cut the sequences to a multiple of ${k} time steps, or compile with --unroll 1 (or a k dividing ${T})`,
+      at,
+    );
 }
 
 /** Copies the host-visible buffers out of global memory into out[offset ..]. */
@@ -74,11 +88,15 @@ export function runProgram(p: Program, input: Float32Array, shape: [number, numb
   const target = checkProgram(p, file, opts.plugin ?? null);
   checkInput(p, input, shape, file, opts.inputFile);
   const [B, T, dIn] = shape;
+  const k = p.unroll ?? 1;
+  const programT = Math.ceil(T / k);
   const noise = noiseSetup(target, opts.noise, file);
   const ext = p.plugin !== undefined && opts.plugin ? new ExtRuntime(opts.plugin, target) : null;
   const machine = new Machine(p, target, file, opts.retime ?? false, noise, ext);
   const inBuf = p.io.inputs[0]!;
-  const dOut = totalSize(p.io.stepOutputs);
+  // Output widths per time step (a program step holds k of them per buffer).
+  const dOut = totalSize(p.io.stepOutputs) / k;
+  const stepRow = new Float32Array(dOut * k);
   const dFinal = totalSize(p.io.finalOutputs);
   const step = p.io.stepOutputs.length > 0 ? new Float32Array(B * T * dOut) : null;
   const final = p.io.finalOutputs.length > 0 ? new Float32Array(B * dFinal) : null;
@@ -90,25 +108,46 @@ export function runProgram(p: Program, input: Float32Array, shape: [number, numb
   for (let b = 0; b < B; b++) {
     const traced = b === 0 ? schedule : undefined;
     machine.resetSequence();
-    const init = machine.runSection("init", T, traced);
+    const init = machine.runSection("init", programT, traced);
     acc.init.add(init);
     if (traced) spans.push({ name: "init", start: init.start, cycles: init.cycles });
-    for (let t = 0; t < T; t++) {
-      const base = (b * T + t) * dIn;
-      global.set(input.subarray(base, base + dIn), inBuf.addr);
-      const r = machine.runSection("step", T, t === 0 ? traced : undefined);
+    for (let t = 0; t < programT; t++) {
+      // Time steps t*k .. t*k+k-1 (zeros past T); k = 1: exactly one input row.
+      const first = t * k;
+      const n = Math.min(k, T - first);
+      const base = (b * T + first) * dIn;
+      global.set(input.subarray(base, base + n * dIn), inBuf.addr);
+      if (n < k) global.fill(0, inBuf.addr + n * dIn, inBuf.addr + k * dIn);
+      const r = machine.runSection("step", programT, t === 0 ? traced : undefined);
       (t === 0 ? acc.stepFirst : acc.stepSteady).add(r);
       if (traced && t === 0) spans.push({ name: "step 0", start: r.start, cycles: r.cycles });
-      if (step) readOutputs(global, p.io.stepOutputs, step, (b * T + t) * dOut);
+      if (!step) continue;
+      if (k === 1) {
+        readOutputs(global, p.io.stepOutputs, step, (b * T + t) * dOut);
+        continue;
+      }
+      // Buffer-major [buf0: k x o0][buf1: k x o1].. -> time-major rows [o0 o1 ..] per time step.
+      readOutputs(global, p.io.stepOutputs, stepRow, 0);
+      for (let j = 0; j < n; j++) {
+        let src = 0;
+        let dst = (b * T + first + j) * dOut;
+        for (const buf of p.io.stepOutputs) {
+          const o = buf.size / k;
+          step.set(stepRow.subarray(src + j * o, src + (j + 1) * o), dst);
+          dst += o;
+          src += buf.size;
+        }
+      }
     }
-    const fin = machine.runSection("final", T, traced);
+    // vdivsteps divides by program steps; the unrolled IR scaled its operand by 1/k.
+    const fin = machine.runSection("final", programT, traced);
     acc.final.add(fin);
     if (traced) spans.push({ name: "final", start: fin.start, cycles: fin.cycles });
     if (final) readOutputs(global, p.io.finalOutputs, final, b * dFinal);
   }
 
-  const report = buildReport({ program: p, machine, batch: B, steps: T, noise, ...acc });
-  const result: RunResult = { step, final, stepShape: step ? [B, T, dOut] : null, finalShape: final ? [B, dFinal] : null, report };
+  const report = buildReport({ program: p, machine, batch: B, steps: programT, noise, ...acc });
+  const result: RunResult = { step, final, stepShape: step ? [B, T, dOut] : null, finalShape: final ? [B, dFinal] : null, report, unroll: k };
   if (schedule) result.trace = buildTrace(p, target.clockHz, schedule, spans);
   return result;
 }

@@ -4,7 +4,7 @@
 
 import { createHash } from "node:crypto";
 import { fieldRangeError, MAX_LOCAL_ADDRESS, type Instr } from "../backend/isa.js";
-import { FORMAT_VERSION, PLUGIN_FORMAT_VERSION, SECTION_NAMES, type CrossbarImage, type Program, type SectionName } from "../backend/program.js";
+import { FORMAT_VERSION, MAX_UNROLL, PLUGIN_FORMAT_VERSION, SECTION_NAMES, type CrossbarImage, type Program, type SectionName } from "../backend/program.js";
 import { isUserError, UserError, type Diagnostic } from "../common/errors.js";
 import { checkLimit } from "../common/limits.js";
 import { targetFromJson } from "../target/load.js";
@@ -111,6 +111,12 @@ function checkLayout(p: Program, t: Target, pr: Problems): void {
   const memLimit = Math.min(t.tiles.memoryWords, MAX_LOCAL_ADDRESS + 1);
   if (!isCount(p.io.globalWords) || p.io.globalWords > 2 ** 32) pr.add(`global memory size ${p.io.globalWords} is not a word count below 2^32`);
 
+  // Unrolled programs (src/passes/unroll.ts): input and step-output buffers hold k time steps each.
+  const k = p.unroll ?? 1;
+  if (!(Number.isInteger(k) && k >= 1 && k <= MAX_UNROLL)) pr.add(`unroll factor ${k} is not an integer from 1 to ${MAX_UNROLL}`);
+  else
+    for (const b of [...p.io.inputs, ...p.io.stepOutputs])
+      if (b.size % k !== 0) pr.add(`buffer "${b.name}" has ${b.size} words, not a multiple of the unroll factor ${k} (one slice per time step)`);
   const buffers = [
     ["input", p.io.inputs],
     ["step output", p.io.stepOutputs],

@@ -174,6 +174,12 @@ export interface MatMulOp extends OpBase {
    * (dB * c_k, C / c_k); it is recorded for reports and training code.
    */
   stateScale?: number[];
+  /**
+   * Origin "s4d" only, set by src/passes/residual.ts: the weight block rows [row, row + length)
+   * x cols [col, col + length) holds dA - I instead of dA, and an `add` op adds the previous
+   * state to the sliced next state digitally (x_k = x_{k-1} + (dA - I) x_{k-1} + dB u_k).
+   */
+  residual?: { row: number; col: number; length: number };
   quant?: MatQuant;
 }
 
@@ -259,6 +265,11 @@ export interface Model {
   outputs: OutputDecl[];
   state: StateDecl[];
   sections: { step: Op[]; final: Op[] };
+  /**
+   * Set by src/passes/unroll.ts: one step of this IR advances the source model `unroll` time
+   * steps (inputs and step outputs are k consecutive time steps concatenated). Absent: 1.
+   */
+  unroll?: number;
   /** Free-form provenance: source file, parameter source, seed ... */
   meta?: Record<string, string | number | boolean>;
 }

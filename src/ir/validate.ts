@@ -286,6 +286,12 @@ class ModelChecker {
         }
         this.blockMatrix(w, `${path}/weight`);
         if (op.origin === "s4d" && first !== undefined) this.s4dModes(w, first, `${path}/weight`);
+        if (op.residual !== undefined) {
+          const r = op.residual;
+          if (op.origin !== "s4d") this.error(`${path}/residual`, `only an S4D matmul (origin "s4d") can have the residual recurrence form`);
+          else if (r.row + r.length > w.rows || r.col + r.length > w.cols)
+            this.error(`${path}/residual`, `the residual state block rows [${r.row}, ${r.row + r.length}) x cols [${r.col}, ${r.col + r.length}) is outside the ${w.rows}x${w.cols} weight`);
+        }
         if (op.bias) {
           if (op.bias.length !== w.cols) this.error(`${path}/bias`, `bias has ${op.bias.length} entries but the weight has ${w.cols} columns`);
           this.finite(op.bias, `${path}/bias`);

@@ -30,15 +30,61 @@ export function irDropRatio(wireOhms: number, levelsPerUs: number): number {
   return (wireOhms * 1e-6) / levelsPerUs;
 }
 
-/** Scratch buffers sized for one crossbar image. */
+/**
+ * The arrays one crossbar's IR-drop sums read, laid out for them: gp + gm per cell
+ * (row-major, as the word lines walk it; the float64 sum of the two float32 conductances is
+ * exactly what adding them on the fly gives) and the conductances and read variances
+ * column-major, so that the bit-line sweeps walk contiguous memory. Same values, same
+ * operations in the same order: the sums are bit-identical to reading the chip's arrays.
+ */
+interface IrDropLayout {
+  chip: ProgrammedCrossbar;
+  gSum: Float64Array;
+  gPlusT: Float32Array;
+  gMinusT: Float32Array;
+  varPlusT: Float32Array | null;
+  varMinusT: Float32Array | null;
+}
+
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c]!;
+  return t;
+}
+
+function layoutOf(chip: ProgrammedCrossbar): IrDropLayout {
+  const gp = chip.gPlus!;
+  const gm = chip.gMinus!;
+  const gSum = new Float64Array(gp.length);
+  for (let i = 0; i < gp.length; i++) gSum[i] = gp[i]! + gm[i]!;
+  const { rows, cols } = chip;
+  return {
+    chip,
+    gSum,
+    gPlusT: transpose(gp, rows, cols),
+    gMinusT: transpose(gm, rows, cols),
+    varPlusT: chip.varPlus === null ? null : transpose(chip.varPlus, rows, cols),
+    varMinusT: chip.varMinus === null ? null : transpose(chip.varMinus, rows, cols),
+  };
+}
+
+/** Scratch buffers sized for one crossbar image, and the layout of the chip last used with them. */
 export class IrDropScratch {
+  /** Word-line drops of the window, column-major (window column j, row i at j * rows + i). */
   readonly wordDrop: Float64Array;
   readonly prefixPlus: Float64Array;
   readonly prefixMinus: Float64Array;
+  private layout: IrDropLayout | null = null;
   constructor(rows: number, cols: number) {
     this.wordDrop = new Float64Array(rows * cols);
-    this.prefixPlus = new Float64Array(rows);
-    this.prefixMinus = new Float64Array(rows);
+    this.prefixPlus = new Float64Array(2 * rows);
+    this.prefixMinus = new Float64Array(2 * rows);
+  }
+
+  /** The layout of `chip`, built on its first use (chips are fixed once programmed). */
+  layoutFor(chip: ProgrammedCrossbar): IrDropLayout {
+    if (this.layout === null || this.layout.chip !== chip) this.layout = layoutOf(chip);
+    return this.layout;
   }
 }
 
@@ -57,11 +103,9 @@ export function irDropSums(
   vars: Float64Array | null,
   scratch: IrDropScratch,
 ): void {
-  const gp = chip.gPlus!;
-  const gm = chip.gMinus!;
-  const vp = chip.varPlus;
-  const vm = chip.varMinus;
+  const { gSum, gPlusT: gp, gMinusT: gm, varPlusT: vp, varMinusT: vm } = scratch.layoutFor(chip);
   const stride = chip.cols;
+  const height = chip.rows;
   const { rowStart, rows, colStart, cols } = w;
   const wl = scratch.wordDrop;
 
@@ -69,21 +113,20 @@ export function irDropSums(
   // row current; after each pair the current drops by what that pair drew.
   for (let i = 0; i < rows; i++) {
     const v = volts[i]!;
-    const o = i * cols;
     if (v === 0) {
-      wl.fill(0, o, o + cols);
+      for (let j = 0; j < cols; j++) wl[j * rows + i] = 0;
       continue;
     }
     const base = (rowStart + i) * stride + colStart;
     let total = 0;
-    for (let j = 0; j < cols; j++) total += v * (gp[base + j]! + gm[base + j]!);
+    for (let j = 0; j < cols; j++) total += v * gSum[base + j]!;
     let beyond = total;
     let drop = r * (colStart + 1) * total;
-    wl[o] = drop;
+    wl[i] = drop;
     for (let j = 1; j < cols; j++) {
-      beyond -= v * (gp[base + j - 1]! + gm[base + j - 1]!);
+      beyond -= v * gSum[base + j - 1]!;
       drop += r * beyond;
-      wl[o + j] = drop;
+      wl[j * rows + i] = drop;
     }
   }
 
@@ -92,14 +135,85 @@ export function irDropSums(
   const tail = physRows - rowStart - rows;
   const pp = scratch.prefixPlus;
   const pm = scratch.prefixMinus;
-  for (let j = 0; j < cols; j++) {
+  // Two columns per pass: each column's sums are latency-bound chains of dependent
+  // additions, so interleaving two independent columns runs both at about the cost of one.
+  // Every column sees exactly its own operations in its own order (same bits).
+  let j = 0;
+  for (; j + 1 < cols; j += 2) {
+    // Cells (rowStart + i, colStart + j) and (.., colStart + j + 1) of the column-major arrays;
+    // rows i of the two columns' word-line drops. prefix*[rows + i] holds the second column.
+    const ca = (colStart + j) * height + rowStart;
+    const cb = ca + height;
+    const wa = j * rows;
+    const wb = wa + rows;
+    let accPa = 0;
+    let accMa = 0;
+    let accPb = 0;
+    let accMb = 0;
+    for (let i = 0; i < rows; i++) {
+      const v = volts[i]!;
+      accPa += v * gp[ca + i]!;
+      accMa += v * gm[ca + i]!;
+      accPb += v * gp[cb + i]!;
+      accMb += v * gm[cb + i]!;
+      pp[i] = accPa;
+      pm[i] = accMa;
+      pp[rows + i] = accPb;
+      pm[rows + i] = accMb;
+    }
+    let risePa = tail * accPa;
+    let riseMa = tail * accMa;
+    let risePb = tail * accPb;
+    let riseMb = tail * accMb;
+    let sa = 0;
+    let sb = 0;
+    if (vars === null) {
+      for (let i = rows - 1; i >= 0; i--) {
+        const v = volts[i]!;
+        risePa += pp[i]!;
+        riseMa += pm[i]!;
+        risePb += pp[rows + i]!;
+        riseMb += pm[rows + i]!;
+        const ua = v - wl[wa + i]!;
+        const ub = v - wl[wb + i]!;
+        sa += (ua - r * risePa) * gp[ca + i]! - (ua - r * riseMa) * gm[ca + i]!;
+        sb += (ub - r * risePb) * gp[cb + i]! - (ub - r * riseMb) * gm[cb + i]!;
+      }
+    } else {
+      let va = 0;
+      let vb = 0;
+      for (let i = rows - 1; i >= 0; i--) {
+        const v = volts[i]!;
+        risePa += pp[i]!;
+        riseMa += pm[i]!;
+        risePb += pp[rows + i]!;
+        riseMb += pm[rows + i]!;
+        const ua = v - wl[wa + i]!;
+        const ub = v - wl[wb + i]!;
+        const upa = ua - r * risePa;
+        const uma = ua - r * riseMa;
+        const upb = ub - r * risePb;
+        const umb = ub - r * riseMb;
+        sa += upa * gp[ca + i]! - uma * gm[ca + i]!;
+        sb += upb * gp[cb + i]! - umb * gm[cb + i]!;
+        va += upa * upa * vp![ca + i]! + uma * uma * vm![ca + i]!;
+        vb += upb * upb * vp![cb + i]! + umb * umb * vm![cb + i]!;
+      }
+      vars[j] = va;
+      vars[j + 1] = vb;
+    }
+    sums[j] = sa;
+    sums[j + 1] = sb;
+  }
+  for (; j < cols; j++) {
+    const cb = (colStart + j) * height + rowStart;
+    const wb = j * rows;
     let accP = 0;
     let accM = 0;
     for (let i = 0; i < rows; i++) {
       const v = volts[i]!;
-      const idx = (rowStart + i) * stride + colStart + j;
-      accP += v * gp[idx]!;
-      accM += v * gm[idx]!;
+      accP += v * gp[cb + i]!;
+      accM += v * gm[cb + i]!;
       pp[i] = accP;
       pm[i] = accM;
     }
@@ -110,12 +224,11 @@ export function irDropSums(
     for (let i = rows - 1; i >= 0; i--) {
       riseP += pp[i]!;
       riseM += pm[i]!;
-      const idx = (rowStart + i) * stride + colStart + j;
-      const u = volts[i]! - wl[i * cols + j]!;
+      const u = volts[i]! - wl[wb + i]!;
       const up = u - r * riseP;
       const um = u - r * riseM;
-      s += up * gp[idx]! - um * gm[idx]!;
-      if (vars !== null) variance += up * up * vp![idx]! + um * um * vm![idx]!;
+      s += up * gp[cb + i]! - um * gm[cb + i]!;
+      if (vars !== null) variance += up * up * vp![cb + i]! + um * um * vm![cb + i]!;
     }
     sums[j] = s;
     if (vars !== null) vars[j] = variance;

@@ -27,13 +27,30 @@
 //
 // The guarantee is radius < 1 of the dequantized weights q * colScale in float64, i.e. of
 // the weights the quantized IR holds. It is not a margin against device noise.
+//
+// Residual form (src/passes/residual.ts): the crossbar holds Q = dA - I and the vector unit
+// adds the previous state, so the chip's per-mode transition is exactly I + q(Q): the add is
+// digital (no rounding to levels), and the state a mode keeps from one step to the next is
+// (I + q(Q)) x. The mode stays bounded iff that block has radius < 1, so that is what is
+// checked (float radius of I + Q = dA, rounded radius of I + q * s). The direct rule's steps
+// toward zero would be wrong here: Q's diagonal is Re dA - 1 < 0, and moving it toward zero
+// moves the eigenvalue toward 1. The residual repair therefore takes single-level steps in
+// either direction, with every level kept in [-L, L] (so column scales stay unchanged), the
+// fewest steps first, least squared weight error among equals, ties to the first candidate in
+// a fixed order (entries 0..3 outermost first, each step from -k to k). The Bauer-Fike bound
+// above holds unchanged (I + Q is dA, normal; E is Q's rounding error). The search is
+// bounded: the block with zero off-diagonals and each diagonal level nearest -1/s has
+// radius max |1 + l s| < 1 whenever s < 2 (one level smaller than twice the identity), and
+// it is that many steps away; if even it is unstable (s >= 2: a column whose largest entry
+// is at least 2L, e.g. a huge unscaled dB), quantization stops with an error naming the
+// mode and suggesting `--recurrence direct`.
 
-import { assert } from "../common/errors.js";
+import { UserError, assert } from "../common/errors.js";
 import type { BlockMatrix } from "../ir/types.js";
 
 // Hot loops call these per mode and candidate; a module-level binding avoids a global
 // `Math` lookup per call, which is slow inside vm contexts (jest runs tests in one).
-const { abs, sqrt, round, min, sign } = Math;
+const { abs, sqrt, round, min, max, sign } = Math;
 
 /**
  * Spectral radius of the real 2x2 matrix [[a, b], [c, d]] (a matrix and its transpose share
@@ -79,16 +96,19 @@ interface ModeEntries {
   index: Int32Array; // [4]
 }
 
-function locateModes(float: BlockMatrix, quantized: BlockMatrix, stateLen: number): ModeEntries[] {
+function locateModes(float: BlockMatrix, quantized: BlockMatrix, at: StateBlock): ModeEntries[] {
   assert(float.blocks.length === quantized.blocks.length, "quantized S4D matrix must keep the block layout");
+  const { row: row0, col: col0, length: stateLen } = at;
   const nModes = stateLen / 2;
   const modes: ModeEntries[] = Array.from({ length: nModes }, () => ({ block: new Int32Array(4).fill(-1), index: new Int32Array(4).fill(-1) }));
   float.blocks.forEach((b, k) => {
-    if (b.row >= stateLen || b.col >= stateLen) return;
-    for (let r = 0; r < b.rows && b.row + r < stateLen; r++) {
-      const row = b.row + r;
-      for (let c = 0; c < b.cols && b.col + c < stateLen; c++) {
-        const col = b.col + c;
+    if (b.row >= row0 + stateLen || b.col >= col0 + stateLen || b.row + b.rows <= row0 || b.col + b.cols <= col0) return;
+    for (let r = 0; r < b.rows; r++) {
+      const row = b.row + r - row0;
+      if (row < 0 || row >= stateLen) continue;
+      for (let c = 0; c < b.cols; c++) {
+        const col = b.col + c - col0;
+        if (col < 0 || col >= stateLen) continue;
         const i = r * b.cols + c;
         const mode = row >> 1;
         if (col >> 1 !== mode) {
@@ -148,19 +168,92 @@ function repairLevels(levels: number[], scale: number[], target: number[]): { le
   throw new Error("internal error: S4D mode repair found no stable block");
 }
 
+/** Single-level steps in either direction, levels within [-L, L] (residual form; see the file comment). */
+function repairResidualLevels(levels: number[], scale: number[], target: number[], movable: boolean[], maxLevel: number, maxSteps: number): { levels: number[]; steps: number; radius: number } | null {
+  const cand = [0, 0, 0, 0];
+  const d = [0, 0, 0, 0];
+  for (let k = 1; k <= maxSteps; k++) {
+    let best: number[] | null = null;
+    let bestErr = Infinity;
+    let bestRadius = NaN;
+    const visit = (e: number, left: number): void => {
+      if (e === 3) {
+        for (const last of left === 0 ? [0] : movable[3] ? [-left, left] : []) {
+          d[3] = last;
+          let ok = true;
+          for (let i = 0; i < 4; i++) {
+            cand[i] = levels[i]! + d[i]!;
+            if (abs(cand[i]!) > maxLevel) ok = false;
+          }
+          if (!ok) continue;
+          const w0 = cand[0]! * scale[0]!;
+          const w1 = cand[1]! * scale[1]!;
+          const w2 = cand[2]! * scale[2]!;
+          const w3 = cand[3]! * scale[3]!;
+          const r = spectralRadius2(1 + w0, w1, w2, 1 + w3);
+          if (!(r < 1)) continue;
+          const err = (w0 - target[0]!) ** 2 + (w1 - target[1]!) ** 2 + (w2 - target[2]!) ** 2 + (w3 - target[3]!) ** 2;
+          if (err < bestErr) {
+            bestErr = err;
+            best = cand.slice();
+            bestRadius = r;
+          }
+        }
+        return;
+      }
+      const span = movable[e] ? left : 0;
+      for (let v = -span; v <= span; v++) {
+        d[e] = v;
+        visit(e + 1, left - abs(v));
+      }
+    };
+    visit(0, k);
+    if (best !== null) return { levels: best, steps: k, radius: bestRadius };
+  }
+  return null;
+}
+
+/**
+ * Residual form: the stable block with zero off-diagonal levels and each diagonal level
+ * nearest -1/s (radius max |1 + l s|), and its distance in single-level steps; null if even
+ * that block is not stable (see the file comment).
+ */
+function residualFallback(levels: number[], scale: number[], movable: boolean[], maxLevel: number): number | null {
+  const diag = (e: number) => (movable[e] ? max(-maxLevel, min(maxLevel, round(-1 / scale[e]!))) : 0);
+  const l0 = diag(0);
+  const l3 = diag(3);
+  if (!(spectralRadius2(1 + l0 * scale[0]!, 0, 0, 1 + l3 * scale[3]!) < 1)) return null;
+  return abs(l0 - levels[0]!) + abs(levels[1]!) + abs(levels[2]!) + abs(l3 - levels[3]!);
+}
+
+/** Where the state->next-state block of an S4D matmul lies, and in which form. */
+export interface StateBlock {
+  /** First weight row and column of the block (0, 0 for lower-s4d's direct layout). */
+  row: number;
+  col: number;
+  /** State length (rows and columns of the block). */
+  length: number;
+  /** True for the residual form: the block holds dA - I and the chip adds the identity digitally. */
+  residual: boolean;
+}
+
 /**
  * Checks every mode block of a quantized fused S4D matrix and repairs, in place, the modes
  * that rounding made unstable (see the file comment).
  *
- * @param float     the matrix before quantization (lower-s4d layout)
+ * @param float     the matrix before quantization (lower-s4d layout, or its residual form)
  * @param quantized quantizeMatrix's result for it, modified in place
  * @param colScale  its column scales (unchanged)
- * @param stateLen  2 * channels * modes: rows and columns [0, stateLen) are the state
+ * @param at        the state length (direct form at rows and columns [0, length)), or the block's place and form
  * @param maxLevel  L of the level grid the matrix was quantized to
  */
-export function stabilizeS4DModes(float: BlockMatrix, quantized: BlockMatrix, colScale: ArrayLike<number>, stateLen: number, maxLevel: number): S4DStabilization {
-  assert(stateLen % 2 === 0 && stateLen <= float.rows && stateLen <= float.cols, `S4D state length ${stateLen} does not fit a ${float.rows}x${float.cols} matrix`);
-  const modes = locateModes(float, quantized, stateLen);
+export function stabilizeS4DModes(float: BlockMatrix, quantized: BlockMatrix, colScale: ArrayLike<number>, at: number | StateBlock, maxLevel: number): S4DStabilization {
+  const block: StateBlock = typeof at === "number" ? { row: 0, col: 0, length: at, residual: false } : at;
+  const stateLen = block.length;
+  assert(stateLen % 2 === 0 && block.row + stateLen <= float.rows && block.col + stateLen <= float.cols, `S4D state block of length ${stateLen} at (${block.row}, ${block.col}) does not fit a ${float.rows}x${float.cols} matrix`);
+  const modes = locateModes(float, quantized, block);
+  // The digital identity of the residual form, added to the diagonal entries 0 and 3.
+  const id = block.residual ? 1 : 0;
   const result: S4DStabilization = { modes: modes.length, unstableInFloat: 0, repairs: [] };
   const f = [0, 0, 0, 0];
   const q = [0, 0, 0, 0];
@@ -168,7 +261,7 @@ export function stabilizeS4DModes(float: BlockMatrix, quantized: BlockMatrix, co
   modes.forEach((loc, mode) => {
     for (let e = 0; e < 4; e++) {
       const k = loc.block[e]!;
-      s[e] = colScale[2 * mode + (e & 1)]!;
+      s[e] = colScale[block.col + 2 * mode + (e & 1)]!;
       if (k < 0) {
         f[e] = 0;
         q[e] = 0;
@@ -177,14 +270,25 @@ export function stabilizeS4DModes(float: BlockMatrix, quantized: BlockMatrix, co
       f[e] = float.blocks[k]!.data[loc.index[e]!]!;
       q[e] = round(quantized.blocks[k]!.data[loc.index[e]!]! / s[e]!);
     }
-    const floatRadius = spectralRadius2(f[0]!, f[1]!, f[2]!, f[3]!);
+    const floatRadius = spectralRadius2(id + f[0]!, f[1]!, f[2]!, id + f[3]!);
     if (!(floatRadius < 1)) {
       result.unstableInFloat++;
       return;
     }
-    const roundedRadius = spectralRadius2(q[0]! * s[0]!, q[1]! * s[1]!, q[2]! * s[2]!, q[3]! * s[3]!);
+    const roundedRadius = spectralRadius2(id + q[0]! * s[0]!, q[1]! * s[1]!, q[2]! * s[2]!, id + q[3]! * s[3]!);
     if (roundedRadius < 1) return;
-    const fix = repairLevels(q, s, f);
+    let fix: { levels: number[]; steps: number; radius: number } | null;
+    if (block.residual) {
+      // Entries the matrix does not store stay zero.
+      const movable = [0, 1, 2, 3].map((e) => loc.block[e]! >= 0);
+      const bound = residualFallback(q, s, movable, maxLevel);
+      fix = bound === null ? null : repairResidualLevels(q, s, f, movable, maxLevel, bound);
+      if (fix === null)
+        throw new UserError(
+          "resource",
+          `S4D mode ${mode} cannot be kept stable in the residual recurrence form: its column scales (${s[0]!.toPrecision(3)}, ${s[3]!.toPrecision(3)}) leave no weight level between 0 and -2 for the diagonal of dA - I; compile with --recurrence direct`,
+        );
+    } else fix = repairLevels(q, s, f);
     for (let e = 0; e < 4; e++) {
       assert(abs(fix.levels[e]!) <= maxLevel, "S4D mode repair left the level range");
       const k = loc.block[e]!;

@@ -30,62 +30,88 @@ export interface QuantizedMatrix {
 
 const N_CANDIDATES = 4;
 
-function forEachEntry(m: BlockMatrix, fn: (col: number, w: number) => void): void {
-  for (const b of m.blocks) {
-    for (let r = 0; r < b.rows; r++) {
-      const base = r * b.cols;
-      for (let c = 0; c < b.cols; c++) fn(b.col + c, b.data[base + c]);
-    }
-  }
-}
-
 export function quantizeMatrix(m: BlockMatrix, maxLevel: number): QuantizedMatrix {
   const L = maxLevel;
   const nCols = m.cols;
+  // Each pass below is a plain loop over every block's entries (no visitor callback: a
+  // call per weight through a shared, megamorphic callback dominated this pass on large
+  // models). Entries are visited in the same order in every pass.
   const maxAbs = new Float64Array(nCols);
   const minNz = new Float64Array(nCols).fill(Infinity);
-  forEachEntry(m, (j, w) => {
-    const a = abs(w);
-    if (a > maxAbs[j]) maxAbs[j] = a;
-    if (a > 0 && a < minNz[j]) minNz[j] = a;
-  });
+  for (const b of m.blocks) {
+    const d = b.data;
+    for (let r = 0, e = 0; r < b.rows; r++) {
+      for (let c = 0; c < b.cols; c++, e++) {
+        const j = b.col + c;
+        const a = abs(d[e]!);
+        if (a > maxAbs[j]!) maxAbs[j] = a;
+        if (a > 0 && a < minNz[j]!) minNz[j] = a;
+      }
+    }
+  }
 
   // Is every magnitude an integer multiple of the smallest one (within float rounding)?
   const onGrid = new Uint8Array(nCols).fill(1);
-  forEachEntry(m, (j, w) => {
-    const a = abs(w);
-    if (a === 0 || !onGrid[j]) return;
-    const r = a / minNz[j];
-    const k = round(r);
-    if (abs(r - k) > 1e-9 * k) onGrid[j] = 0;
-  });
+  for (const b of m.blocks) {
+    const d = b.data;
+    for (let r = 0, e = 0; r < b.rows; r++) {
+      for (let c = 0; c < b.cols; c++, e++) {
+        const j = b.col + c;
+        const a = abs(d[e]!);
+        if (a === 0 || !onGrid[j]) continue;
+        const ratio = a / minNz[j]!;
+        const k = round(ratio);
+        if (abs(ratio - k) > 1e-9 * k) onGrid[j] = 0;
+      }
+    }
+  }
 
   // Candidate scales, column-major: cand[j * N + c]; NaN = not applicable.
   const cand = new Float64Array(nCols * N_CANDIDATES).fill(NaN);
   for (let j = 0; j < nCols; j++) {
     if (maxAbs[j] === 0) continue;
-    const full = maxAbs[j] / L;
+    const full = maxAbs[j]! / L;
     cand[j * N_CANDIDATES] = full;
-    const qMin = round(minNz[j] / full);
-    if (qMin > 0) cand[j * N_CANDIDATES + 1] = minNz[j] / qMin;
-    const kMax = round(maxAbs[j] / minNz[j]);
+    const qMin = round(minNz[j]! / full);
+    if (qMin > 0) cand[j * N_CANDIDATES + 1] = minNz[j]! / qMin;
+    const kMax = round(maxAbs[j]! / minNz[j]!);
     if (onGrid[j] && kMax <= L) {
-      cand[j * N_CANDIDATES + 2] = minNz[j] / floor(L / kMax);
-      cand[j * N_CANDIDATES + 3] = minNz[j];
+      cand[j * N_CANDIDATES + 2] = minNz[j]! / floor(L / kMax);
+      cand[j * N_CANDIDATES + 3] = minNz[j]!;
     }
   }
 
-  const exact = new Uint8Array(nCols * N_CANDIDATES).fill(1);
-  forEachEntry(m, (j, w) => {
-    if (w === 0) return; // round(0) = 0 is exact for every scale
+  // Which candidates reproduce every entry of their column. A NaN candidate never does; a
+  // column whose candidates have all missed is not tested further (`open`).
+  const exact = new Uint8Array(nCols * N_CANDIDATES);
+  const open = new Uint8Array(nCols);
+  for (let j = 0; j < nCols; j++) {
     for (let c = 0; c < N_CANDIDATES; c++) {
-      const k = j * N_CANDIDATES + c;
-      if (!exact[k]) continue;
-      const s = cand[k];
-      const q = round(w / s);
-      if (Number.isNaN(s) || abs(q) > L || q * s !== w) exact[k] = 0;
+      const ok = Number.isNaN(cand[j * N_CANDIDATES + c]!) ? 0 : 1;
+      exact[j * N_CANDIDATES + c] = ok;
+      open[j] |= ok;
     }
-  });
+  }
+  for (const b of m.blocks) {
+    const d = b.data;
+    for (let r = 0, e = 0; r < b.rows; r++) {
+      for (let c = 0; c < b.cols; c++, e++) {
+        const j = b.col + c;
+        const w = d[e]!;
+        if (w === 0 || !open[j]) continue; // round(0) = 0 is exact for every scale
+        let still = 0;
+        for (let t = 0; t < N_CANDIDATES; t++) {
+          const k = j * N_CANDIDATES + t;
+          if (!exact[k]) continue;
+          const s = cand[k]!;
+          const q = round(w / s);
+          if (abs(q) > L || q * s !== w) exact[k] = 0;
+          else still = 1;
+        }
+        open[j] = still;
+      }
+    }
+  }
 
   const colScale = new Float64Array(nCols);
   let exactColumns = 0;
@@ -96,10 +122,10 @@ export function quantizeMatrix(m: BlockMatrix, maxLevel: number): QuantizedMatri
       exactColumns++;
       continue;
     }
-    colScale[j] = cand[j * N_CANDIDATES];
+    colScale[j] = cand[j * N_CANDIDATES]!;
     for (let c = 0; c < N_CANDIDATES; c++) {
-      if (exact[j * N_CANDIDATES + c] && !Number.isNaN(cand[j * N_CANDIDATES + c])) {
-        colScale[j] = cand[j * N_CANDIDATES + c];
+      if (exact[j * N_CANDIDATES + c]) {
+        colScale[j] = cand[j * N_CANDIDATES + c]!;
         exactColumns++;
         break;
       }
@@ -107,14 +133,14 @@ export function quantizeMatrix(m: BlockMatrix, maxLevel: number): QuantizedMatri
   }
 
   const blocks = m.blocks.map((b) => {
-    const data = new Array<number>(b.data.length);
-    for (let r = 0; r < b.rows; r++) {
-      for (let c = 0; c < b.cols; c++) {
-        const i = r * b.cols + c;
-        const s = colScale[b.col + c];
+    const src = b.data;
+    const data = new Array<number>(src.length);
+    for (let r = 0, e = 0; r < b.rows; r++) {
+      for (let c = 0; c < b.cols; c++, e++) {
+        const s = colScale[b.col + c]!;
         // Clamp guards the last ulp: |w|/s can exceed L by rounding when s = max|W|/L.
-        const q = max(-L, min(L, round(b.data[i] / s)));
-        data[i] = q * s;
+        const q = max(-L, min(L, round(src[e]! / s)));
+        data[e] = q * s;
       }
     }
     return { row: b.row, col: b.col, rows: b.rows, cols: b.cols, data };

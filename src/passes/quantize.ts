@@ -10,7 +10,9 @@
 // checked, and a mode that rounding made unstable (float spectral radius < 1, rounded >= 1)
 // gets the fewest level steps toward zero that make it stable again, column scales
 // unchanged; see quant-s4d. Without this a stable model can diverge on the chip over long
-// sequences. The ranges below are calibrated on the repaired weights.
+// sequences. In the residual recurrence form (matmul.residual, src/passes/residual.ts) the
+// block holds dA - I and the check is on I + q(dA - I), with steps in either direction.
+// The ranges below are calibrated on the repaired weights.
 //
 // Ranges: one DAC range per matmul (all rows equal). The emitter folds the DAC range into the
 // per-column scale, which is only possible without changing the levels if every row of a
@@ -85,7 +87,16 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
       return structuredClone(op);
     }
     const q = quantizeMatrix(op.weight, maxLevel);
-    if (op.origin === "s4d") stabilizeS4DModes(op.weight, q.weight, q.colScale, stateLength(section, op), maxLevel);
+    if (op.origin === "s4d") {
+      // Residual form (src/passes/residual.ts): the block holds dA - I, stability is checked on I + q(dA - I).
+      const at = op.residual ? { ...op.residual, residual: true } : stateLength(section, op);
+      try {
+        stabilizeS4DModes(op.weight, q.weight, q.colScale, at, maxLevel);
+      } catch (e) {
+        if (e instanceof UserError) throw new UserError(e.kind, e.diagnostics.map((d) => ({ ...d, location: { file: model.name, path: op.layer ?? op.out } })));
+        throw e;
+      }
+    }
     colScales.set(matmulKey(section, op.out), { maxLevel, colScale: Array.from(q.colScale) });
     const { weight: _old, ...rest } = op;
     return { ...structuredClone(rest), weight: q.weight };

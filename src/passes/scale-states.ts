@@ -11,6 +11,12 @@
 //            (stateMax_j: largest |dA| entry of the column, inMax_j: largest non-state entry,
 //            i.e. |dB|): dB may grow until it reaches dA's magnitude and no further, so the
 //            column scale max|W[:,j]| / L, and hence dA's rounding, stays what it was;
+//            in the residual form (src/passes/residual.ts, the block holds dA - I) the cap is
+//            still dA's magnitude, not that of dA - I: capping dB at |dA - I| would shrink
+//            the state (c small) to a sliver of the DAC range, and the y columns read the
+//            state through C dA / c at full weight, so its DAC error would reach y unattenuated
+//            (measured: scan_cls_op17 xbar64 0.840 with the |dA - I| cap, 0.935 with |dA|;
+//            docs/QUANTIZATION.md "Residual recurrence form");
 //   rCap_k = RANGE_RATIO * inputRange / stateRange_k: the mode's calibrated state range may
 //            grow to RANGE_RATIO times the range of the matmul's other inputs (u), and no
 //            further: every mode then fills the same share of the shared DAC range (unless its
@@ -94,28 +100,44 @@ function candidates(model: Model, levelOf: (section: Section, op: MatMulOp) => n
     if (read?.op !== "state_read") return;
     const stateLen = sizes.step.get(first);
     if (stateLen === undefined || stateLen % 2 !== 0 || stateLen > op.weight.cols) return;
-    // The state's new value: the matmul itself or its leading slice, used by the state_write alone.
+    // The state's new value: the matmul itself or its leading slice, used by the state_write
+    // alone. Residual form (src/passes/residual.ts): that value is the increment, used by the
+    // add alone, whose sum with the state read is used by the state_write alone. The add is
+    // elementwise on two scaled quantities (c x_{k-1} + c (x_k - x_{k-1})), so it needs no
+    // compensation. The pass relies on the state block at rows and columns [0, stateLen).
+    if (op.residual && (op.residual.row !== 0 || op.residual.col !== 0 || op.residual.length !== stateLen)) return;
     const writes = model.sections.step.filter((o) => o.op === "state_write" && o.state === read.state);
     if (writes.length !== 1) return;
     const next = (writes[0] as Extract<Op, { op: "state_write" }>).x;
-    if (next !== op.out) {
-      const sl = model.sections.step.find((o) => o.out === next);
+    let inc = next;
+    let residualAdd: Op | undefined;
+    if (op.residual) {
+      residualAdd = model.sections.step.find((o) => o.out === next);
+      if (residualAdd?.op !== "add") return;
+      if (residualAdd.b === first) inc = residualAdd.a;
+      else if (residualAdd.a === first) inc = residualAdd.b;
+      else return;
+      if ((users.step.get(inc) ?? []).length !== 1 || isOutput("step", inc)) return;
+    }
+    if (inc !== op.out) {
+      const sl = model.sections.step.find((o) => o.out === inc);
       if (sl?.op !== "slice" || sl.x !== op.out || sl.start !== 0 || sl.length !== stateLen) return;
     }
     if ((users.step.get(next) ?? []).length !== 1 || isOutput("step", next)) return;
     // Other users of the matmul's result may only see its non-state columns.
     for (const u of users.step.get(op.out) ?? []) {
-      if (u.op.out === next || u.op.op === "state_write") continue;
+      if (u.op.out === inc || u.op === residualAdd || u.op.op === "state_write") continue;
       if (u.op.op !== "slice" || u.op.start < stateLen) return;
     }
-    if (next !== op.out && isOutput("step", op.out)) return;
-    // Every read of the state, in both sections, must feed matmuls only.
+    if (inc !== op.out && isOutput("step", op.out)) return;
+    // Every read of the state, in both sections, must feed matmuls only (or the residual add).
     const readers: Candidate["readers"] = [];
     for (const s of sections) {
       for (const r of model.sections[s]) {
         if (r.op !== "state_read" || r.state !== read.state) continue;
         if (isOutput(s, r.out)) return;
         for (const u of users[s].get(r.out) ?? []) {
+          if (s === "step" && u.op === residualAdd && r.out === first) continue;
           if (u.op.op !== "matmul") return;
           if (readers.some((x) => x.section === s && x.index === u.index)) continue;
           const positions = u.op.xs.flatMap((x, p) => (x === r.out ? [p] : []));
@@ -128,8 +150,11 @@ function candidates(model: Model, levelOf: (section: Section, op: MatMulOp) => n
   return out;
 }
 
-/** Largest |entry| per column over state rows [0, stateLen) and over the other rows. */
-function columnMaxima(w: BlockMatrix, stateLen: number): { stateMax: Float64Array; inMax: Float64Array } {
+/**
+ * Largest |entry| per column over state rows [0, stateLen) and over the other rows. With
+ * `identity` (residual form) the state block holds dA - I and its entries count as dA's.
+ */
+function columnMaxima(w: BlockMatrix, stateLen: number, identity: boolean): { stateMax: Float64Array; inMax: Float64Array } {
   const stateMax = new Float64Array(stateLen);
   const inMax = new Float64Array(stateLen);
   for (const b of w.blocks) {
@@ -138,7 +163,7 @@ function columnMaxima(w: BlockMatrix, stateLen: number): { stateMax: Float64Arra
       for (let c = 0; c < b.cols; c++) {
         const col = b.col + c;
         if (col >= stateLen) continue;
-        const a = abs(b.data[r * b.cols + c]!);
+        const a = abs(b.data[r * b.cols + c]! + (identity && row === col ? 1 : 0));
         if (row < stateLen) stateMax[col] = max(stateMax[col]!, a);
         else inMax[col] = max(inMax[col]!, a);
       }
@@ -187,8 +212,8 @@ function powerOfTwoBelow(v: number): number {
  * below dA's magnitude in both of the mode's columns and the state range at or below
  * RANGE_RATIO times the matmul's other inputs' range.
  */
-export function chooseStateScale(w: BlockMatrix, stateLen: number, stateRange: ArrayLike<number>, inputRange: number): number[] {
-  const { stateMax, inMax } = columnMaxima(w, stateLen);
+export function chooseStateScale(w: BlockMatrix, stateLen: number, stateRange: ArrayLike<number>, inputRange: number, residual = false): number[] {
+  const { stateMax, inMax } = columnMaxima(w, stateLen, residual);
   const scale: number[] = [];
   for (let k = 0; k < stateLen / 2; k++) {
     let cap = Infinity;
@@ -234,7 +259,7 @@ export function scaleStates(model: Model, target: Target, opts: StateScalingOpti
   const ranges = stateRanges(model, cands, opts.calibration);
   for (const c of cands) {
     const r = ranges.get(matmulKey("step", c.op.out))!;
-    const scale = chooseStateScale(c.op.weight, c.stateLen, r.state, r.input);
+    const scale = chooseStateScale(c.op.weight, c.stateLen, r.state, r.input, c.op.residual !== undefined);
     if (scale.every((s) => s === 1)) continue;
     const perElement = (i: number) => scale[i >> 1]!;
     for (const reader of c.readers) {

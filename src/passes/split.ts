@@ -33,18 +33,6 @@ export interface MatrixStats {
   nonzeros: number;
 }
 
-/** Calls fn(i, j) for every nonzero entry (i = matrix row, j = matrix column). */
-export function forEachNonzero(m: BlockMatrix, fn: (i: number, j: number) => void): void {
-  for (const b of m.blocks) {
-    const d = b.data;
-    for (let r = 0; r < b.rows; r++) {
-      const base = r * b.cols;
-      const i = b.row + r;
-      for (let c = 0; c < b.cols; c++) if (d[base + c] !== 0) fn(i, b.col + c);
-    }
-  }
-}
-
 function find(parent: Int32Array, x: number): number {
   while (parent[x] !== x) {
     parent[x] = parent[parent[x]]; // path halving
@@ -62,13 +50,25 @@ function components(m: BlockMatrix, rowDeg: Int32Array, colDeg: Int32Array): Com
   const nR = m.rows;
   const parent = new Int32Array(nR + m.cols);
   for (let k = 0; k < parent.length; k++) parent[k] = k;
-  forEachNonzero(m, (i, j) => {
-    rowDeg[i]++;
-    colDeg[j]++;
-    const a = find(parent, i);
-    const b = find(parent, nR + j);
-    if (a !== b) parent[a] = b;
-  });
+  // Plain loops over the stored entries (a callback per nonzero cost more than the union-find
+  // itself). A row's root is found once per block row and every column joins under it, so
+  // it stays the root for the rest of the row; only the partition matters below.
+  for (const b of m.blocks) {
+    const d = b.data;
+    for (let r = 0, e = 0; r < b.rows; r++) {
+      const i = b.row + r;
+      let root = -1;
+      for (let c = 0; c < b.cols; c++, e++) {
+        if (d[e] === 0) continue;
+        const j = b.col + c;
+        rowDeg[i]++;
+        colDeg[j]++;
+        if (root < 0) root = find(parent, i);
+        const other = find(parent, nR + j);
+        if (other !== root) parent[other] = root;
+      }
+    }
+  }
   const index = new Int32Array(nR + m.cols).fill(-1);
   const comps: Component[] = [];
   const compOf = (node: number): Component => {
@@ -189,24 +189,35 @@ export function splitMatrix(m: BlockMatrix, R: number, C: number): { pieces: Spl
   const cells = new Map<number, Cell>();
   let lastKey = -1;
   let last: Cell | undefined;
-  forEachNonzero(m, (i, j) => {
-    const id = rowComp[i];
-    if (id < 0) return;
-    const b = big[id];
-    const rc = (rowPos[i] / R) | 0;
-    const cc = (colPos[j] / C) | 0;
-    const key = b.cellBase + rc * b.colChunks + cc;
-    if (key !== lastKey) {
-      last = cells.get(key);
-      if (!last) {
-        last = { comp: id, rowChunk: rc, colChunk: cc, rowFlags: new Uint8Array(R), colFlags: new Uint8Array(C) };
-        cells.set(key, last);
+  for (const blk of m.blocks) {
+    const d = blk.data;
+    for (let r = 0, e = 0; r < blk.rows; r++) {
+      const i = blk.row + r;
+      const id = rowComp[i];
+      if (id < 0) {
+        e += blk.cols;
+        continue;
       }
-      lastKey = key;
+      const b = big[id];
+      const rc = (rowPos[i] / R) | 0;
+      for (let c = 0; c < blk.cols; c++, e++) {
+        if (d[e] === 0) continue;
+        const j = blk.col + c;
+        const cc = (colPos[j] / C) | 0;
+        const key = b.cellBase + rc * b.colChunks + cc;
+        if (key !== lastKey) {
+          last = cells.get(key);
+          if (!last) {
+            last = { comp: id, rowChunk: rc, colChunk: cc, rowFlags: new Uint8Array(R), colFlags: new Uint8Array(C) };
+            cells.set(key, last);
+          }
+          lastKey = key;
+        }
+        last!.rowFlags[rowPos[i] - rc * R] = 1;
+        last!.colFlags[colPos[j] - cc * C] = 1;
+      }
     }
-    last!.rowFlags[rowPos[i] - rc * R] = 1;
-    last!.colFlags[colPos[j] - cc * C] = 1;
-  });
+  }
 
   const perComp: SplitPiece[][] = big.map(() => []);
   for (const cell of cells.values()) {

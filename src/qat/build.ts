@@ -101,7 +101,10 @@ export function buildQatConfig(result: CompileResult, target: Target, opts: QatB
       s4dRepair:
         "origin s4d only: after per-column rounding, a mode whose float 2x2 state block has spectral radius < 1 and whose rounded block has radius >= 1 " +
         "gets the fewest single-level steps toward zero over its four levels that make the radius < 1; among those, the least squared weight error; " +
-        "ties: the first in the enumeration d0 = 0.., d1 = 0.., d2 = 0.. (d3 = k - d0 - d1 - d2) of steps per entry. Column scales are unchanged.",
+        "ties: the first in the enumeration d0 = 0.., d1 = 0.., d2 = 0.. (d3 = k - d0 - d1 - d2) of steps per entry. Column scales are unchanged. " +
+        "Residual form (s4d.recurrence = residual): the blocks checked are I + Q (Q = dA - I in the matrix, I added digitally); steps go in either direction " +
+        "with every level kept in [-maxLevel, maxLevel], fewest steps first, least squared weight error among equals, ties to the first candidate in the " +
+        "enumeration d0 = -k..k, d1 = -(k - |d0|).., d2 = -(k - |d0| - |d1|).., d3 = -r then +r (r = k - |d0| - |d1| - |d2|); entries the matrix does not store stay 0.",
     },
     matmuls,
     graph,
@@ -242,6 +245,13 @@ const S4D_ENTRIES: Record<string, string> = {
   step: "[x_k; y_k] = [x_{k-1}; u_k] @ W: state columns feed back as the next step's state rows",
 };
 
+/** The residual recurrence form (src/passes/residual.ts) differs in the dA entries and the step. */
+const S4D_RESIDUAL_ENTRIES: Record<string, string> = {
+  ...S4D_ENTRIES,
+  dA: "W[2k][2k] = Re dA - 1, W[2k][2k+1] = Im dA, W[2k+1][2k] = -Im dA, W[2k+1][2k+1] = Re dA - 1 (the state block is dA - I; Re dA - 1 in float64)",
+  step: "[d_k; y_k] = [x_{k-1}; u_k] @ W, then x_k = d_k + x_{k-1} (the graph's add op, digital): state columns plus the previous state feed back as the next step's state rows",
+};
+
 function describeMatmul(
   op: MatMulOp,
   low: MatMulOp,
@@ -301,8 +311,9 @@ function describeS4D(op: MatMulOp, low: MatMulOp, section: Section, modelOps: Ma
     discretization: src?.op === "s4d" ? src.discretization : null,
     stateLength,
     layout: S4D_LAYOUT,
-    entries: S4D_ENTRIES,
+    entries: op.residual ? S4D_RESIDUAL_ENTRIES : S4D_ENTRIES,
     stateScale: op.stateScale?.slice() ?? new Array<number>(stateLength / 2).fill(1),
+    ...(op.residual ? { recurrence: "residual" as const } : {}),
     modesChecked: stateLength / 2,
     unstableInFloat: 0,
     repairs: [],
@@ -312,7 +323,8 @@ function describeS4D(op: MatMulOp, low: MatMulOp, section: Section, modelOps: Ma
   // Re-run the (deterministic) weight quantization on the lowered matrix to recover which modes
   // the repair changed; the result must be the quantized IR's weights.
   const qm = quantizeMatrix(low.weight, L);
-  const stab = stabilizeS4DModes(low.weight, qm.weight, qm.colScale, stateLength, L);
+  assert(!op.residual || (op.residual.row === 0 && op.residual.col === 0 && op.residual.length === stateLength), `S4D matmul ${op.out}: the QAT layout needs the residual state block at rows and columns [0, ${stateLength})`);
+  const stab = stabilizeS4DModes(low.weight, qm.weight, qm.colScale, op.residual ? { ...op.residual, residual: true } : stateLength, L);
   qm.weight.blocks.forEach((b, k) => {
     const mine = op.weight.blocks[k]!;
     for (let e = 0; e < b.data.length; e++) assert(b.data[e] === mine.data[e], `re-quantizing S4D matmul ${op.out} does not reproduce its weights`);

@@ -137,6 +137,13 @@ export interface QatS4DInfo {
    * (products in float64, exact). All 1 when the state is not scaled.
    */
   stateScale: number[];
+  /**
+   * Present ("residual") when the matmul is in the residual recurrence form (src/passes/residual.ts):
+   * W[2k][2k] and W[2k+1][2k+1] hold Re dA - 1, and the graph's `add` op after the state slice
+   * adds the previous state back (x_k = x_{k-1} + [x_{k-1}; u_k] @ W[:, :S]); the stability rule
+   * checks I + q(dA - I). Absent: the direct form (the block holds dA).
+   */
+  recurrence?: "residual";
   /** Modes checked by the stability rule and those already unstable in float (left as rounded). */
   modesChecked: number;
   unstableInFloat: number;

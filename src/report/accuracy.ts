@@ -62,7 +62,8 @@ function checkModel(p: Program, ref: ReferenceModel): void {
   const bad = (msg: string): never => fail("usage", `${msg}; pass the model the program was compiled from`, { file });
   if (model.name !== p.modelName) bad(`model '${model.name}' is not the program's model '${p.modelName}'`);
   const input = p.io.inputs[0]!;
-  if (model.inputs.length !== 1 || model.inputs[0]!.size !== input.size) bad(`the model's inputs do not match the program's input '${input.name}' of width ${input.size}`);
+  // Unrolled programs (Program.unroll = k) hold k time steps per input buffer.
+  if (model.inputs.length !== 1 || model.inputs[0]!.size * (p.unroll ?? 1) !== input.size) bad(`the model's inputs do not match the program's input '${input.name}' of width ${input.size}`);
   for (const [section, bufs] of [["step", p.io.stepOutputs], ["final", p.io.finalOutputs]] as const)
     for (const b of bufs) if (!model.outputs.some((o) => o.name === b.name && o.section === section)) bad(`the model has no ${section} output '${b.name}'`);
 }
@@ -76,7 +77,9 @@ export function outputResults(p: Program, run: RunResult, input: Float32Array, s
   if (ref) checkModel(p, ref);
   const reference = ref ? sequencesFromBatch(ref.model, input, shape, inputFile).map((s) => evaluateSequence(ref.model, s)) : null;
   const results: OutputResult[] = [];
-  for (const [section, bufs, data] of [["step", p.io.stepOutputs, run.step], ["final", p.io.finalOutputs, run.final]] as const) {
+  // run.step is per time step: an unrolled program's step buffers hold k time steps each.
+  const stepOutputs = p.io.stepOutputs.map((b) => ({ ...b, size: b.size / (p.unroll ?? 1) }));
+  for (const [section, bufs, data] of [["step", stepOutputs, run.step], ["final", p.io.finalOutputs, run.final]] as const) {
     if (data === null) continue;
     const rows = section === "step" ? B * T : B;
     for (const buf of bufs) {

@@ -9,6 +9,7 @@ import { evaluateSequence } from "../reference/evaluate.js";
 import type { LoadedPlugin } from "../target/plugin.js";
 import type { Target } from "../target/types.js";
 import { errorBounds } from "./bound.js";
+import { chunkOutputs, chunkSequence, padSequence } from "../passes/unroll.js";
 import { argmaxAgreement, compareArrays, type ErrorMetrics } from "./metrics.js";
 
 export interface OutputCheck extends ErrorMetrics {
@@ -37,6 +38,8 @@ export interface VerifyOptions {
   inputFile: string;
   /** The target's plugin, for plugin targets (src/target/plugin.ts loadTargetWithPlugin). */
   plugin?: LoadedPlugin | null;
+  /** Time steps per program step (imssa-verify --unroll, src/passes/unroll.ts); default 1. */
+  unroll?: number;
 }
 
 /** Slices output `name` out of an interpreter result laid out [rows, total width] by `bufs` order. */
@@ -60,15 +63,25 @@ export function verifyModel(model: Model, target: Target, input: Float32Array, s
   const T = sequences[0]![model.inputs[0]!.name]!.length;
   const d = model.inputs[0]!.size;
   const plugin = opts.plugin ?? null;
-  const compiled = compile(model, target, { calibration: opts.calibration, plugin });
+  const k = opts.unroll ?? 1;
+  const compiled = compile(model, target, { calibration: opts.calibration, plugin, unroll: k });
   const run = runProgram(compiled.program, input, [B, T, d], { inputFile: opts.inputFile, plugin });
   const reference = sequences.map((s) => evaluateSequence(model, s));
-  const bounds = opts.tolerance === undefined ? errorBounds(compiled.quantized, compiled.plan, compiled.program, target, sequences, reference) : null;
+  // An unrolled quantized IR runs k time steps per step: its bound is derived on the chunked
+  // (zero-padded, as the runtime does) sequences against the source model's padded reference.
+  const boundsOn = (): ReturnType<typeof errorBounds> => {
+    if (k === 1) return errorBounds(compiled.quantized, compiled.plan, compiled.program, target, sequences, reference);
+    const padded = sequences.map((s) => padSequence(s, k));
+    const padRef = padded.map((s, b) => (T % k === 0 ? reference[b]! : evaluateSequence(model, s)));
+    return errorBounds(compiled.quantized, compiled.plan, compiled.program, target, padded.map((s) => chunkSequence(s, k)), padRef.map((r) => chunkOutputs(r, k)));
+  };
+  const bounds = opts.tolerance === undefined ? boundsOn() : null;
 
   const outputs: OutputCheck[] = [];
   for (const out of model.outputs) {
     const isStep = out.section === "step";
-    const bufs = isStep ? compiled.program.io.stepOutputs : compiled.program.io.finalOutputs;
+    // The runtime un-chunks unrolled step outputs: k time steps per buffer -> buffers of size / k.
+    const bufs = (isStep ? compiled.program.io.stepOutputs : compiled.program.io.finalOutputs).map((b) => (isStep ? { ...b, size: b.size / k } : b));
     const data = isStep ? run.step : run.final;
     if (!data) throw new Error(`internal error: interpreter produced no ${out.section} outputs`);
     const rows = isStep ? B * T : B;
@@ -104,7 +117,8 @@ export function verifyModel(model: Model, target: Target, input: Float32Array, s
 const num = (x: number): string => (Number.isFinite(x) ? x.toExponential(3) : String(x));
 
 export function formatVerify(r: VerifyResult, modelName: string, targetName: string): string {
-  const lines = [`imssa-verify: ${modelName} on ${targetName}, ${r.batch} sequence(s) x ${r.steps} steps, bound: ${r.boundMethod}`];
+  const k = r.compiled.program.unroll ?? 1;
+  const lines = [`imssa-verify: ${modelName} on ${targetName}, ${r.batch} sequence(s) x ${r.steps} steps${k > 1 ? ` (unrolled ${k} steps per program step)` : ""}, bound: ${r.boundMethod}`];
   lines.push(`  ${"output".padEnd(12)} ${"section".padEnd(7)} ${"max abs err".padStart(11)} ${"rel max err".padStart(11)} ${"RMS err".padStart(10)} ${"SNR dB".padStart(7)} ${"argmax".padStart(7)} ${"bound".padStart(10)}  verdict`);
   for (const o of r.outputs) {
     const snr = Number.isFinite(o.snrDb) ? o.snrDb.toFixed(1) : "inf";

@@ -2123,8 +2123,16 @@ plugin(obj?:PluginInfo):PluginInfo|null {
   return offset ? (obj || new PluginInfo()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
+/**
+ * Time steps per program step (src/passes/unroll.ts); 0 (absent, older files) means 1.
+ */
+unroll():number {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
 static startProgram(builder:flatbuffers.Builder) {
-  builder.startObject(10);
+  builder.startObject(11);
 }
 
 static addFormatVersion(builder:flatbuffers.Builder, formatVersion:number) {
@@ -2203,6 +2211,10 @@ static addPlugin(builder:flatbuffers.Builder, pluginOffset:flatbuffers.Offset) {
   builder.addFieldOffset(9, pluginOffset, 0);
 }
 
+static addUnroll(builder:flatbuffers.Builder, unroll:number) {
+  builder.addFieldInt32(10, unroll, 0);
+}
+
 static endProgram(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
@@ -2228,7 +2240,8 @@ unpack(): ProgramT {
     this.bb!.createObjList(this.tiles.bind(this), this.tilesLength()),
     this.bb!.createObjList(this.symbols.bind(this), this.symbolsLength()),
     (this.bounds() !== null ? this.bounds()!.unpack() : null),
-    (this.plugin() !== null ? this.plugin()!.unpack() : null)
+    (this.plugin() !== null ? this.plugin()!.unpack() : null),
+    this.unroll()
   );
 }
 
@@ -2244,6 +2257,7 @@ unpackTo(_o: ProgramT): void {
   _o.symbols = this.bb!.createObjList(this.symbols.bind(this), this.symbolsLength());
   _o.bounds = (this.bounds() !== null ? this.bounds()!.unpack() : null);
   _o.plugin = (this.plugin() !== null ? this.plugin()!.unpack() : null);
+  _o.unroll = this.unroll();
 }
 }
 
@@ -2258,7 +2272,8 @@ constructor(
   public tiles: (TileT)[] = [],
   public symbols: (DebugSymbolT)[] = [],
   public bounds: PlanBoundsT|null = null,
-  public plugin: PluginInfoT|null = null
+  public plugin: PluginInfoT|null = null,
+  public unroll: number = 0
 ){}
 
 
@@ -2284,6 +2299,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   Program.addSymbols(builder, symbols);
   Program.addBounds(builder, bounds);
   Program.addPlugin(builder, plugin);
+  Program.addUnroll(builder, this.unroll);
 
   return Program.endProgram(builder);
 }
