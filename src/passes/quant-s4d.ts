@@ -126,6 +126,38 @@ function locateModes(float: BlockMatrix, quantized: BlockMatrix, at: StateBlock)
 }
 
 /**
+ * The best stable candidate of one search round: radius < 1 of the 2x2 block the chip
+ * applies (the weights, plus I on the diagonal in the residual form), least squared weight
+ * error among those.
+ */
+class StableChoice {
+  levels: number[] | null = null;
+  radius = NaN;
+  private err = Infinity;
+  constructor(
+    private readonly scale: number[],
+    private readonly target: number[],
+    /** 1 in the residual form (the block is I + W), else 0. */
+    private readonly diagonal: number,
+  ) {}
+  consider(cand: number[]): void {
+    const { scale, target } = this;
+    const w0 = cand[0]! * scale[0]!;
+    const w1 = cand[1]! * scale[1]!;
+    const w2 = cand[2]! * scale[2]!;
+    const w3 = cand[3]! * scale[3]!;
+    const r = spectralRadius2(this.diagonal + w0, w1, w2, this.diagonal + w3);
+    if (!(r < 1)) return;
+    const err = (w0 - target[0]!) ** 2 + (w1 - target[1]!) ** 2 + (w2 - target[2]!) ** 2 + (w3 - target[3]!) ** 2;
+    if (err < this.err) {
+      this.err = err;
+      this.levels = cand.slice();
+      this.radius = r;
+    }
+  }
+}
+
+/**
  * The fewest steps toward zero over `levels` that make the block stable, least weight error
  * first among equals. Returns the new levels and the step count.
  */
@@ -135,9 +167,7 @@ function repairLevels(levels: number[], scale: number[], target: number[]): { le
   const total = mag[0]! + mag[1]! + mag[2]! + mag[3]!;
   const cand = [0, 0, 0, 0];
   for (let k = 1; k <= total; k++) {
-    let best: number[] | null = null;
-    let bestErr = Infinity;
-    let bestRadius = NaN;
+    const choice = new StableChoice(scale, target, 0);
     for (let d0 = 0; d0 <= min(k, mag[0]!); d0++) {
       for (let d1 = 0; d1 <= min(k - d0, mag[1]!); d1++) {
         for (let d2 = 0; d2 <= min(k - d0 - d1, mag[2]!); d2++) {
@@ -147,22 +177,11 @@ function repairLevels(levels: number[], scale: number[], target: number[]): { le
           cand[1] = levels[1]! - dir[1]! * d1;
           cand[2] = levels[2]! - dir[2]! * d2;
           cand[3] = levels[3]! - dir[3]! * d3;
-          const w0 = cand[0] * scale[0]!;
-          const w1 = cand[1] * scale[1]!;
-          const w2 = cand[2] * scale[2]!;
-          const w3 = cand[3] * scale[3]!;
-          const r = spectralRadius2(w0, w1, w2, w3);
-          if (!(r < 1)) continue;
-          const err = (w0 - target[0]!) ** 2 + (w1 - target[1]!) ** 2 + (w2 - target[2]!) ** 2 + (w3 - target[3]!) ** 2;
-          if (err < bestErr) {
-            bestErr = err;
-            best = cand.slice();
-            bestRadius = r;
-          }
+          choice.consider(cand);
         }
       }
     }
-    if (best !== null) return { levels: best, steps: k, radius: bestRadius };
+    if (choice.levels !== null) return { levels: choice.levels, steps: k, radius: choice.radius };
   }
   // Unreachable: k = total sets every level to zero, radius 0.
   throw new Error("internal error: S4D mode repair found no stable block");
@@ -173,9 +192,7 @@ function repairResidualLevels(levels: number[], scale: number[], target: number[
   const cand = [0, 0, 0, 0];
   const d = [0, 0, 0, 0];
   for (let k = 1; k <= maxSteps; k++) {
-    let best: number[] | null = null;
-    let bestErr = Infinity;
-    let bestRadius = NaN;
+    const choice = new StableChoice(scale, target, 1);
     const visit = (e: number, left: number): void => {
       if (e === 3) {
         for (const last of left === 0 ? [0] : movable[3] ? [-left, left] : []) {
@@ -185,19 +202,7 @@ function repairResidualLevels(levels: number[], scale: number[], target: number[
             cand[i] = levels[i]! + d[i]!;
             if (abs(cand[i]!) > maxLevel) ok = false;
           }
-          if (!ok) continue;
-          const w0 = cand[0]! * scale[0]!;
-          const w1 = cand[1]! * scale[1]!;
-          const w2 = cand[2]! * scale[2]!;
-          const w3 = cand[3]! * scale[3]!;
-          const r = spectralRadius2(1 + w0, w1, w2, 1 + w3);
-          if (!(r < 1)) continue;
-          const err = (w0 - target[0]!) ** 2 + (w1 - target[1]!) ** 2 + (w2 - target[2]!) ** 2 + (w3 - target[3]!) ** 2;
-          if (err < bestErr) {
-            bestErr = err;
-            best = cand.slice();
-            bestRadius = r;
-          }
+          if (ok) choice.consider(cand);
         }
         return;
       }
@@ -208,7 +213,7 @@ function repairResidualLevels(levels: number[], scale: number[], target: number[
       }
     };
     visit(0, k);
-    if (best !== null) return { levels: best, steps: k, radius: bestRadius };
+    if (choice.levels !== null) return { levels: choice.levels, steps: k, radius: choice.radius };
   }
   return null;
 }

@@ -34,6 +34,7 @@
 // state's new value is used only by its state_write. Otherwise the matmul keeps c = 1.
 // Float-weight matmuls (maxLevel 0) are not scaled: there is no grid to fit.
 
+import { operandsOf } from "../ir/operands.js";
 import { assert } from "../common/errors.js";
 import { ReferenceEvaluator, evaluateSequenceWith } from "../reference/evaluate.js";
 import { valueSizes } from "../ir/sizes.js";
@@ -57,15 +58,6 @@ const MAX_EXPONENT = 30;
 export interface StateScalingOptions {
   /** Calibration sequences for the state ranges; null: the documented default distribution. */
   calibration: Record<string, Float64Array[]>[] | null;
-}
-
-/** Operand value names of an op (every field that names a value it reads). */
-function operandsOf(op: Op): string[] {
-  const o = op as unknown as Record<string, unknown>;
-  const out: string[] = [];
-  for (const k of ["x", "a", "b"]) if (typeof o[k] === "string") out.push(o[k] as string);
-  if (Array.isArray(o.xs)) for (const x of o.xs) if (typeof x === "string") out.push(x);
-  return out;
 }
 
 /** One scalable S4D matmul: where its state lives and who reads it. */

@@ -37,20 +37,13 @@
 
 import { assert, UserError } from "../common/errors.js";
 import { MAX_UNROLL } from "../backend/program.js";
+import { NameSource } from "../ir/names.js";
+import { operandsOf } from "../ir/operands.js";
 import { valueSizes } from "../ir/sizes.js";
 import type { BinaryOp, BlockMatrix, MatMulOp, MatrixBlock, Model, Op, SliceOp, StateReadOp, StateWriteOp } from "../ir/types.js";
 import { levelsKey, requestedLevels } from "./quant-request.js";
 
 export { MAX_UNROLL };
-
-/** Operand value names of an op (every field naming a value it reads). */
-function operandsOf(op: Op): string[] {
-  const o = op as unknown as Record<string, unknown>;
-  const out: string[] = [];
-  for (const k of ["x", "a", "b"]) if (typeof o[k] === "string") out.push(o[k] as string);
-  if (Array.isArray(o.xs)) for (const x of o.xs) if (typeof x === "string") out.push(x);
-  return out;
-}
 
 /** A deep copy of `op` with every operand renamed by `f` and its result named `out`. */
 function renamed(op: Op, out: string, f: (v: string) => string): Op {
@@ -59,19 +52,6 @@ function renamed(op: Op, out: string, f: (v: string) => string): Op {
   if (Array.isArray(c.xs)) c.xs = (c.xs as string[]).map(f);
   c.out = out;
   return c as unknown as Op;
-}
-
-class NameSource {
-  private readonly taken = new Set<string>();
-  constructor(names: Iterable<string>) {
-    for (const n of names) this.taken.add(n);
-  }
-  fresh(base: string): string {
-    let name = base;
-    for (let k = 1; this.taken.has(name); k++) name = `${base}.${k}`;
-    this.taken.add(name);
-    return name;
-  }
 }
 
 // --- sparse matrix algebra (row -> col -> value) ---------------------------------------
