@@ -47,8 +47,9 @@ export interface StateLayout {
  * zeroes it along with all tile memory. A state written from a slice of a distributed
  * recurrence matmul (schedule.ts columnOwners) is split the same way, each part on the tile
  * that computes its new value; any other state is one buffer on the tile the schedule chose.
- * A state only its recurrence matmul reads is stored in that matmul's read order instead
- * (emit-recurrence.ts), unless `fuse` is false.
+ * A state only its recurrence matmul (and, in the residual form, the add of its increment)
+ * reads is stored in that matmul's read order instead (emit-recurrence.ts), unless `fuse`
+ * is false.
  */
 export function stateLayouts(model: Model, streams: InstrStreams, placement: Placement, pieces: Map<string, PlacedPiece[]>, fuse = true): Map<string, StateLayout> {
   const defs = new Map(model.sections.step.map((op) => [op.out, op]));

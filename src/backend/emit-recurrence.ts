@@ -29,6 +29,17 @@
 // It applies when the state is read only by that matmul and its next value (a slice of the
 // matmul's result) only written back to the state; otherwise emit-layout.ts keeps the
 // plain layout.
+//
+// The residual form (src/passes/residual.ts: the slice is the increment dA x + B u - x, and
+// an `add` of it and the state read gives the next state) is fused too. Its MVMs must not
+// overwrite the state words they read, since the add needs them after the matmul, so the
+// arena doubles: the lower half holds the rows as above, the upper half the columns, at
+// the slot they would have in the direct form plus `shift` (so every piece sums into its
+// columns in place or not exactly as in the direct form, and no piece reads words another
+// MVM writes). After the matmul, one `vadd` per run of consecutive state slots adds the
+// increment to the state in place, in the IR's operand order (the interpreter's float32
+// add of the same two words, so the numbers are those of the unfused residual program),
+// and the state write again emits nothing.
 
 import type { Model, MatMulOp, Op } from "../ir/types.js";
 import type { Buffer } from "./allocate.js";
@@ -37,7 +48,7 @@ import { addBias, sumPieces, type ColumnSums } from "./emit-matmul.js";
 import { maximalRuns } from "./emit-runs.js";
 import type { DistPart, DistValue, SectionValues } from "./emit-values.js";
 import { columnOwners, operandsOf, valueKey, type PlacedPiece } from "./schedule.js";
-import { at, type InstrStreams, type Ref } from "./streams.js";
+import { at, InstrStreams, type Ref } from "./streams.js";
 
 /** One tile's part of a fused recurrence. */
 export interface FusedTile {
@@ -53,6 +64,14 @@ export interface FusedTile {
   force: boolean[];
 }
 
+/** The residual form's add of increment and state (file comment). */
+export interface ResidualAdd {
+  /** The add's result name (the next state). */
+  out: string;
+  /** Whether the increment is the add's first operand (`a`); the state is the other. */
+  incrementFirst: boolean;
+}
+
 export interface FusedRecurrence {
   /** The recurrence matmul's result name. */
   matmul: string;
@@ -63,6 +82,8 @@ export interface FusedRecurrence {
   /** Output column -> owning tile (schedule.ts columnOwners). */
   owners: Int32Array;
   tiles: Map<number, FusedTile>;
+  /** Set for the residual form: each tile's upper arena half holds the columns. */
+  residual?: ResidualAdd;
 }
 
 /** Names the ops of `ops` read (as operands or as the state they write). */
@@ -85,17 +106,25 @@ export function fuseRecurrence(model: Model, state: string, size: number, pieces
   const read = reads[0]!;
   const write = writes[0]!;
   if (write.op !== "state_write") return null;
-  const slice = step.find((o) => o.out === write.x);
+  // Direct form: state_write(slice(matmul)); residual form: state_write(add(slice(matmul), state_read)).
+  const next = step.find((o) => o.out === write.x);
+  const add = next?.op === "add" && (next.a === read.out) !== (next.b === read.out) ? next : undefined;
+  const slice = add ? step.find((o) => o.out === (add.a === read.out ? add.b : add.a)) : next;
   if (!slice || slice.op !== "slice" || slice.length !== size) return null;
   const mm = step.find((o): o is MatMulOp => o.op === "matmul" && o.out === slice.x);
   if (!mm) return null;
-  // Only the matmul reads the state, only the state write reads its next value; neither is
-  // a model output or read after the last step.
+  // Only the matmul (and the residual add) reads the state, only the state write (through
+  // the add) reads its next value; none of them is a model output or read after the last step.
   const stepReaders = readers(step, read.out);
-  if (stepReaders.length !== 1 || stepReaders[0] !== mm || mm.xs.filter((x) => x === read.out).length !== 1) return null;
+  const stateReaders = add ? [mm, add] : [mm];
+  if (stepReaders.length !== stateReaders.length || stateReaders.some((o) => !stepReaders.includes(o)) || mm.xs.filter((x) => x === read.out).length !== 1) return null;
   const sliceReaders = readers(step, slice.out);
-  if (sliceReaders.length !== 1 || sliceReaders[0] !== write) return null;
-  for (const n of [read.out, slice.out]) if (outputs.has(n) || readers(finalOps, n).length > 0) return null;
+  if (sliceReaders.length !== 1 || sliceReaders[0] !== (add ?? write)) return null;
+  if (add) {
+    const addReaders = readers(step, add.out);
+    if (addReaders.length !== 1 || addReaders[0] !== write) return null;
+  }
+  for (const n of [read.out, slice.out, ...(add ? [add.out] : [])]) if (outputs.has(n) || readers(finalOps, n).length > 0) return null;
   const placed = (pieces.get(valueKey("step", mm.out)) ?? []).filter((p) => p.piece.inRows.length > 0 && p.piece.outCols.length > 0);
   const owners = columnOwners(mm, placed);
   if (!owners) return null;
@@ -163,11 +192,48 @@ export function fuseRecurrence(model: Model, state: string, size: number, pieces
         colTaken.add(slots++);
       }
     }
+    // Residual form: every column moves up by the lower half's size (file comment).
+    if (add) {
+      for (const [j, s] of colSlot) colSlot.set(j, s + slots);
+      slots *= 2;
+    }
     const force = sameRounding(mergeDiagonalRuns(mine).map((p) => p.piece.outCols), cols, colSlot, slots);
     if (!force) return null;
     tiles.set(tile, { tile, arena: streams.buffer(tile, slots, true), rowSlot, colSlot, slots, force });
   }
-  return { matmul: mm.out, rowOff, colOff, size, owners, tiles };
+  const residual = add ? { out: add.out, incrementFirst: add.a === slice.out } : undefined;
+  return { matmul: mm.out, rowOff, colOff, size, owners, tiles, ...(residual ? { residual } : {}) };
+}
+
+/**
+ * The residual-form adds that fuseRecurrence will fuse, each with the slice (the increment)
+ * it adds: add name -> slice name. The layout's choices do not depend on buffer addresses,
+ * so it is tried on throwaway streams.
+ */
+export function fusedResidualAdds(model: Model, pieces: Map<string, PlacedPiece[]>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const st of model.state) {
+    const f = fuseRecurrence(model, st.name, st.size, pieces, new InstrStreams());
+    if (!f?.residual) continue;
+    const add = model.sections.step.find((o) => o.out === f.residual!.out);
+    if (add?.op === "add") out.set(add.out, f.residual.incrementFirst ? add.a : add.b);
+  }
+  return out;
+}
+
+/**
+ * The model as op placement (schedule.ts placeOps) should see it when `adds` are fused:
+ * without them, each state written from its increment slice, i.e. shaped as the direct
+ * form. A fused add emits one vector add on every channel-group tile and no transfer, so it
+ * belongs to no tile; placed as an ordinary add it would take a spare tile (a stage of its
+ * own) away from the ops after the recurrence, and chain their tiles into a loop that set
+ * the interval of overlapped steps (digits, xbar64: 352 cycles per step instead of 102).
+ */
+export function placementView(model: Model, adds: ReadonlyMap<string, string>): Model {
+  const step = model.sections.step
+    .filter((o) => !adds.has(o.out))
+    .map((o) => (o.op === "state_write" && adds.has(o.x) ? { ...o, x: adds.get(o.x)! } : o));
+  return { ...model, sections: { ...model.sections, step } };
 }
 
 /**
@@ -260,17 +326,48 @@ function operandLengths(model: Model, mm: MatMulOp): number[] | null {
   return known.map((n) => n ?? rest);
 }
 
+/** Runs [word, count, tile] of state words owned by one tile at consecutive state slots. */
+function stateRuns(f: FusedRecurrence): [number, number, FusedTile][] {
+  // State word i's slot is its row's (the same as its column's in the direct form).
+  const slotOf = (i: number): number => f.tiles.get(f.owners[f.colOff + i]!)!.rowSlot.get(f.rowOff + i)!;
+  return maximalRuns(f.size, (i, start) => f.owners[f.colOff + i] === f.owners[f.colOff + start] && slotOf(i) === slotOf(start) + (i - start)).map(([o, n]) => [
+    o,
+    n,
+    f.tiles.get(f.owners[f.colOff + o]!)!,
+  ]);
+}
+
 /** The state's words as a distributed value over the arenas (for a state_read; the matmul reads the arenas directly). */
 export function fusedStateValue(f: FusedRecurrence): DistValue {
-  const parts: DistPart[] = [];
-  for (const [o, n] of maximalRuns(f.size, (i, start) => {
-    const a = f.owners[f.colOff + i]!;
-    return a === f.owners[f.colOff + start] && f.tiles.get(a)!.colSlot.get(f.colOff + i) === f.tiles.get(a)!.colSlot.get(f.colOff + start)! + (i - start);
-  })) {
-    const t = f.tiles.get(f.owners[f.colOff + o]!)!;
-    parts.push({ off: o, mem: { kind: "mem", buf: t.arena, off: t.colSlot.get(f.colOff + o)!, len: n } });
-  }
+  const parts: DistPart[] = stateRuns(f).map(([o, n, t]) => ({ off: o, mem: { kind: "mem", buf: t.arena, off: t.rowSlot.get(f.rowOff + o)!, len: n } }));
   return { kind: "dist", parts, off: 0, len: f.size };
+}
+
+/**
+ * The residual form's add (file comment): on each tile, one `vadd` per run of consecutive
+ * arena slots holding state words (whichever words they are: the add is elementwise and
+ * every state word's increment sits `slots / 2` above it) of the increment (upper arena
+ * half, where the matmul summed it) and the state (lower half), written over the state:
+ * about one per channel, whose input word sits between its state words. (One vadd over a
+ * tile's whole slot range, input slots included, measured 133 instead of 135 cycles per step
+ * on digits but lengthened the recurrence from 46 to 68 cycles: not worth adding words that
+ * are no state.) Returns the next state, which the state write then finds in place.
+ */
+export function lowerResidualAdd(values: SectionValues, f: FusedRecurrence): DistValue {
+  const r = f.residual!;
+  for (const t of f.tiles.values()) {
+    const arena: Ref = { buf: t.arena, off: 0 };
+    const shift = t.slots / 2;
+    const slots: number[] = [];
+    for (const [j, s] of t.colSlot) if (j >= f.colOff && j < f.colOff + f.size) slots.push(s - shift);
+    slots.sort((a, b) => a - b);
+    for (const [k, n] of maximalRuns(slots.length, (b) => slots[b] === slots[b - 1]! + 1)) {
+      const state = at(arena, slots[k]!);
+      const increment = at(arena, slots[k]! + shift);
+      values.streams.binary("vadd", t.tile, state, r.incrementFirst ? increment : state, r.incrementFirst ? state : increment, n);
+    }
+  }
+  return fusedStateValue(f);
 }
 
 /** Input vectors read from the arena: in place when a piece's rows have consecutive slots. */
@@ -345,8 +442,8 @@ export function lowerFusedMatmul(values: SectionValues, op: MatMulOp, pieces: re
     }))
       streams.copy(t.tile, at(arena, t.rowSlot.get(inRows[a]!)!), local.rowAddress(inRows[a]!), n);
     const mine = placed.filter((p) => p.tile === t.tile);
-    // The sums go straight into the arena: it holds the new state once the matmul is done,
-    // so the state write needs no copy. Every word's first contribution overwrites it (MVMs
+    // The sums go straight into the arena: it holds the new state (residual form: the
+    // increment, in the upper half) once the matmul is done, so the state write needs no copy. Every word's first contribution overwrites it (MVMs
     // read the old words first: in place only where no other MVM writes, ArenaInputs).
     const sums: ColumnSums = { tile: t.tile, ref: arena, slot: (j) => t.colSlot.get(j)!, written: new Uint8Array(t.slots), bySlot: true };
     const merged = mergeDiagonalRuns(mine).map((p) => p.piece);

@@ -4,7 +4,7 @@
 import { fail } from "../common/errors.js";
 import type { Model, Op } from "../ir/types.js";
 import { lowerMatmul } from "./emit-matmul.js";
-import { fusedStateValue, lowerFusedMatmul } from "./emit-recurrence.js";
+import { fusedStateValue, lowerFusedMatmul, lowerResidualAdd } from "./emit-recurrence.js";
 import { lowerPluginMatmul, type PluginEmit } from "./emit-plugin.js";
 import type { Transfers } from "./emit-transfer.js";
 import type { StateLayout } from "./emit-layout.js";
@@ -96,6 +96,12 @@ function lowerOp(ctx: EmitContext, values: SectionValues, section: IrSection, op
         values.into(src, part.ref.buf.tile, part.ref);
       }
       return null;
+    }
+    case "add": {
+      // The residual form's add of increment and state, done in place on the state's tiles.
+      const fused = section === "step" ? [...ctx.states.values()].find((s) => s.fused?.residual?.out === op.out)?.fused : undefined;
+      if (fused) return lowerResidualAdd(values, fused);
+      return lowerVectorOp(values, op, tile);
     }
     default:
       return lowerVectorOp(values, op, tile);

@@ -23,7 +23,8 @@ import { buildImages, planBounds, withPieces } from "./images.js";
 import { MAX_LOCAL_ADDRESS } from "./isa.js";
 import type { PluginEmit } from "./emit-plugin.js";
 import { BASE_FORMAT_VERSION, PLUGIN_FORMAT_VERSION, type PluginIdentity, type Program } from "./program.js";
-import { assignCrossbarTiles, piecesByMatmul, placeOps } from "./schedule.js";
+import { fusedResidualAdds, placementView } from "./emit-recurrence.js";
+import { assignCrossbarTiles, piecesByMatmul, placeOps, valueKey } from "./schedule.js";
 import { InstrStreams } from "./streams.js";
 
 export interface EmitOptions {
@@ -55,7 +56,13 @@ export function emitProgram(model: Model, plan: CrossbarPlan, target: Target, op
   const used = new Set([0, ...tileOf.values()]);
   const maxTiles = target.tiles.count === "unlimited" ? used.size + model.sections.step.length : target.tiles.count;
   const spare = Array.from({ length: maxTiles }, (_, t) => t).filter((t) => !used.has(t));
-  const placement = placeOps(model, pieces, spare);
+  // A plugin may compute recurrence matmuls itself: states keep the plain layout then.
+  const fuse = !opts.plugin && opts.fuseStates !== false;
+  // Residual-form state adds done in place (emit-recurrence.ts) are placed as if absent; their
+  // placement entry (unused by the fused lowering) is the increment's tile.
+  const adds = fuse ? fusedResidualAdds(model, pieces) : new Map<string, string>();
+  const placement = placeOps(adds.size > 0 ? placementView(model, adds) : model, pieces, spare);
+  for (const [add, slice] of adds) placement.opTile.set(valueKey("step", add), placement.opTile.get(valueKey("step", slice)) ?? 0);
   const io = globalLayout(model);
 
   const streams = new InstrStreams();
@@ -69,8 +76,7 @@ export function emitProgram(model: Model, plan: CrossbarPlan, target: Target, op
     transfers: new Transfers(streams),
     placement,
     pieces,
-    // A plugin may compute recurrence matmuls itself: states keep the plain layout then.
-    states: stateLayouts(model, streams, placement, pieces, !opts.plugin && opts.fuseStates !== false),
+    states: stateLayouts(model, streams, placement, pieces, fuse),
     inputs: byName(io.inputs),
     outputs: byName([...io.stepOutputs, ...io.finalOutputs]),
     ...(opts.plugin ? { plugin: opts.plugin } : {}),
