@@ -61,17 +61,16 @@ export class TileInputs implements InputVectors {
     pieces: readonly PlacedPiece[],
   ) {
     const spans = new Map<number, [lo: number, hi: number][]>();
+    // A distributed operand of which this tile holds a part is copied per part (the words
+    // of a part another tile holds travel only when some row here reads them); any other
+    // operand as one span (a remote distributed one is received into one buffer, so the
+    // MVMs read it in place). Per operand: the part holding a word, or 0 for one span.
+    const partOf = xs.map((x) => partLookup(x, tile));
     for (const { piece } of pieces) {
       for (const i of piece.inRows) {
         const k = rows.operand[i]!;
         const word = rows.offset[i]!;
-        // A distributed operand of which this tile holds a part is copied per part (the
-        // words of a part another tile holds travel only when some row here reads them);
-        // any other operand as one span (a remote distributed one is received into one
-        // buffer, so the MVMs read it in place).
-        const x = xs[k]!;
-        const perPart = x.kind === "dist" && x.parts.some((p) => p.mem.buf.tile === tile);
-        const part = perPart ? x.parts.findIndex((p) => p.off <= x.off + word && x.off + word < p.off + p.mem.len) : 0;
+        const part = partOf[k]!(word);
         const list = spans.get(k) ?? [];
         const [lo, hi] = list[part] ?? [word, word];
         list[part] = [Math.min(lo, word), Math.max(hi, word)];
@@ -116,6 +115,31 @@ export class TileInputs implements InputVectors {
     const c = this.copyOf(i);
     return at(c.ref, this.rows.offset[i]! - c.lo);
   }
+}
+
+/**
+ * For TileInputs: word -> index of the first part of `x` holding it (-1 if none) when `x` is
+ * distributed with a part on `tile`, else always 0. Rows are read mostly in order, so the
+ * last part found is tried first; when the parts are disjoint (as DistValue promises) it is
+ * then the only, hence the first, part holding the word. Otherwise, or on a miss, the parts
+ * are searched in order, as a plain findIndex would.
+ */
+function partLookup(x: Value, tile: number): (word: number) => number {
+  if (x.kind !== "dist" || !x.parts.some((p) => p.mem.buf.tile === tile)) return () => 0;
+  const { parts, off } = x;
+  let disjoint = true;
+  for (let p = 1; p < parts.length; p++) if (parts[p - 1]!.off + parts[p - 1]!.mem.len > parts[p]!.off) disjoint = false;
+  let last = -1;
+  return (word) => {
+    const at = off + word;
+    if (disjoint && last >= 0) {
+      const p = parts[last]!;
+      if (p.off <= at && at < p.off + p.mem.len) return last;
+    }
+    const found = parts.findIndex((p) => p.off <= at && at < p.off + p.mem.len);
+    if (found >= 0) last = found;
+    return found;
+  };
 }
 
 /**

@@ -45,22 +45,37 @@ export function crossbarClusters(plan: CrossbarPlan): number[][] {
     }
     return x;
   };
-  const owner = new Map<string, number>();
-  const link = (key: string, id: number): void => {
-    const other = owner.get(key);
-    if (other === undefined) owner.set(key, id);
+  // First crossbar seen per (matmul, column) and (matmul, row): per matmul, two tables
+  // indexed by column / row number, -1 = none yet (numeric lookups; a string key per row
+  // and column cost more than the rest of the clustering at 10M weights).
+  const extent = new Map<string, { cols: number; rows: number }>();
+  for (const xb of plan.crossbars)
+    for (const p of xb.pieces) {
+      const m = valueKey(p.section, p.op);
+      const e = extent.get(m) ?? { cols: 0, rows: 0 };
+      for (const j of p.outCols) if (j >= e.cols) e.cols = j + 1;
+      for (const i of p.inRows) if (i >= e.rows) e.rows = i + 1;
+      extent.set(m, e);
+    }
+  const owners = new Map<string, { cols: Int32Array; rows: Int32Array }>();
+  for (const [m, e] of extent) owners.set(m, { cols: new Int32Array(e.cols).fill(-1), rows: new Int32Array(e.rows).fill(-1) });
+  const link = (owner: Int32Array, index: number, id: number): void => {
+    const other = owner[index]!;
+    if (other === -1) owner[index] = id;
     else parent.set(find(id), find(other));
   };
   for (const xb of plan.crossbars)
     for (const p of xb.pieces) {
-      const m = `${p.section}:${p.op}`;
-      for (const j of p.outCols) link(`${m}|c${j}`, xb.id);
-      for (const i of p.inRows) link(`${m}|r${i}`, xb.id);
+      const o = owners.get(valueKey(p.section, p.op))!;
+      for (const j of p.outCols) link(o.cols, j, xb.id);
+      for (const i of p.inRows) link(o.rows, i, xb.id);
     }
   const clusters = new Map<number, number[]>();
   for (const id of ids) {
     const root = find(id);
-    clusters.set(root, [...(clusters.get(root) ?? []), id]);
+    const list = clusters.get(root);
+    if (list) list.push(id);
+    else clusters.set(root, [id]);
   }
   return [...clusters.values()];
 }

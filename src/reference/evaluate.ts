@@ -401,9 +401,14 @@ export class ReferenceEvaluator {
     const rows = xs.reduce((n, x) => n + x.length, 0);
     const w = op.weight;
     if (w.rows !== rows) this.fail(`matmul weight has ${w.rows} rows but its inputs total ${rows} values`, path);
+    const natural = (v: number): boolean => Number.isInteger(v) && v >= 0;
     w.blocks.forEach((b, k) => {
+      // Plain checks, no array per block: an S4D matrix has a 2x2 block per mode.
       const ok =
-        [b.row, b.col, b.rows, b.cols].every((v) => Number.isInteger(v) && v >= 0) &&
+        natural(b.row) &&
+        natural(b.col) &&
+        natural(b.rows) &&
+        natural(b.cols) &&
         b.row + b.rows <= w.rows &&
         b.col + b.cols <= w.cols &&
         b.data.length === b.rows * b.cols;

@@ -78,7 +78,11 @@ export interface PackedBlock {
 }
 
 export function packBlock(b: MatrixBlock): PackedBlock {
-  return { row: b.row, col: b.col, rows: b.rows, cols: b.cols, data: Float64Array.from(b.data) };
+  // A plain copy loop: Float64Array.from goes through the iterator protocol per element.
+  const src = b.data;
+  const data = new Float64Array(src.length);
+  for (let k = 0; k < src.length; k++) data[k] = src[k];
+  return { row: b.row, col: b.col, rows: b.rows, cols: b.cols, data };
 }
 
 /** y[j] = sum_i x[i] W[i][j] (+ bias[j]) for a block matrix in crossbar orientation. */
@@ -151,18 +155,21 @@ export function packMatmul(blocks: readonly MatrixBlock[]): PackedMatmul {
     if (pending.length === 0) return;
     let n = 0;
     for (const b of pending) n += b.rows * b.cols;
-    const run: TermRun = { kind: "terms", xIdx: new Int32Array(n), yIdx: new Int32Array(n), w: new Float64Array(n) };
+    const xIdx = new Int32Array(n);
+    const yIdx = new Int32Array(n);
+    const w = new Float64Array(n);
     let k = 0;
     for (const b of pending) {
-      for (let i = 0; i < b.rows; i++) {
-        for (let j = 0; j < b.cols; j++, k++) {
-          run.xIdx[k] = b.row + i;
-          run.yIdx[k] = b.col + j;
-          run.w[k] = b.data[i * b.cols + j];
+      const { row, col, rows, cols, data } = b;
+      for (let i = 0; i < rows; i++) {
+        for (let j = 0; j < cols; j++, k++) {
+          xIdx[k] = row + i;
+          yIdx[k] = col + j;
+          w[k] = data[i * cols + j];
         }
       }
     }
-    segments.push(run);
+    segments.push({ kind: "terms", xIdx, yIdx, w });
     pending = [];
   };
   for (const b of blocks) {

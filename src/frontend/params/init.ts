@@ -20,9 +20,16 @@ export class InitParamSource implements ParamSource {
   linear(req: LinearRequest): LinearParams {
     const rng = Rng.forName(this.seed, req.name);
     const bound = 1 / Math.sqrt(req.inFeatures);
-    const draw = (n: number) => Array.from({ length: n }, () => Math.fround(rng.uniformIn(-bound, bound)));
-    const weight = tensor([req.outFeatures, req.inFeatures], draw(req.outFeatures * req.inFeatures));
-    return req.bias ? { weight, bias: tensor([req.outFeatures], draw(req.outFeatures)) } : { weight };
+    // A plain loop (one draw per element, in index order: the seeded sequence is the same
+    // as element-wise Array.from), without a closure call per weight.
+    const draw = (n: number): number[] => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) out.push(Math.fround(rng.uniformIn(-bound, bound)));
+      return out;
+    };
+    // draw() returns a fresh array nothing else holds: the tensors own it without tensor()'s copy.
+    const weight = { shape: [req.outFeatures, req.inFeatures], data: draw(req.outFeatures * req.inFeatures) };
+    return req.bias ? { weight, bias: { shape: [req.outFeatures], data: draw(req.outFeatures) } } : { weight };
   }
 
   layernorm(req: LayerNormRequest): LayerNormParams {

@@ -58,5 +58,6 @@ export interface ParamSource {
 }
 
 export function tensor(shape: number[], data: ArrayLike<number>): Tensor {
-  return { shape, data: Array.from(data) };
+  // An own copy; slice() of a plain array is a bulk copy, Array.from iterates element by element.
+  return { shape, data: Array.isArray(data) ? (data as number[]).slice() : Array.from(data) };
 }
