@@ -22,7 +22,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function build(example: string, targetName = "xbar64"): { result: CompileResult; config: QatConfig } {
   const target = loadTarget(targetName);
-  const result = compile(loadModel(`examples/${example}.s4d`), target);
+  // The direct recurrence form: these checks spell out its repair rule (the residual form's: test/residual.test.ts).
+  const result = compile(loadModel(`examples/${example}.s4d`), target, { recurrence: "direct" });
   return { result, config: buildQatConfig(result, target, { source: `examples/${example}.s4d`, compilerVersion: COMPILER_VERSION }) };
 }
 

@@ -149,7 +149,8 @@ describe("recurrence states in read order (src/backend/emit-recurrence.ts)", () 
   // The last layernorm as a step output too, so every step is compared, not only the mean.
   const last = m.sections.step.filter((o) => o.op === "layernorm" || o.op === "affine").at(-1)!.out;
   const model: Model = { ...m, outputs: [...m.outputs, { name: "h", value: last, section: "step" }] };
-  const { quantized, plan, program } = compile(model, target);
+  // The direct recurrence form (the residual form's layout: test/schedule-residual.test.ts).
+  const { quantized, plan, program } = compile(model, target, { recurrence: "direct" });
   const plainLayout = emitProgram(quantized, plan, target, { fuseStates: false });
   const vectorOps = (p: typeof program, symbol: RegExp): number =>
     p.tiles.reduce((n, t) => n + t.sections.step.code.filter((ins, k) => ins.op.startsWith("v") && symbol.test(p.symbols[t.sections.step.symbols[k]!]!)).length, 0);

@@ -3,7 +3,7 @@
 // and fail (exit 3) when the error exceeds the bound the target's quantization implies.
 
 import { runMain } from "./main.js";
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { fail } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { readFloatNpy } from "../common/npy.js";
@@ -11,6 +11,7 @@ import { COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from ".
 import { loadTargetWithPlugin } from "../target/plugin.js";
 import { formatVerify, verifyModel } from "../verify/index.js";
 import { parseUnroll } from "../cost/unroll-choice.js";
+import { DEFAULT_RECURRENCE, RECURRENCE_FORMS, type RecurrenceForm } from "../passes/residual.js";
 
 export const EXIT_VERIFY_FAILED = 3;
 
@@ -22,6 +23,7 @@ interface Options {
   json?: string;
   state?: string[];
   unroll?: string;
+  recurrence?: RecurrenceForm;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -40,6 +42,7 @@ async function main(argv: string[]): Promise<void> {
     .option("--tolerance <abs>", "allowed max abs error for every output, instead of the derived bound")
     .option("--json <file>", "also write the results as JSON")
     .option("--state <IN:OUT>", "ONNX step graphs: pair a state input with its output (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .addOption(new Option("--recurrence <form>", "S4D recurrence on the crossbar, as imssa-compile --recurrence").choices(RECURRENCE_FORMS as unknown as string[]).default(DEFAULT_RECURRENCE))
     .option("--unroll <k>", "compile with k time steps per program step (imssa-compile --unroll; auto is not accepted here)")
     .option("--debug", "show stack traces for internal errors")
     .showHelpAfterError();
@@ -57,7 +60,7 @@ async function main(argv: string[]): Promise<void> {
   const { target, plugin } = await loadTargetWithPlugin(opts.target);
   const { shape, data } = readFloatNpy(opts.input!);
   const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
-  const result = verifyModel(model, target, data, shape, { calibration, tolerance, inputFile: opts.input!, plugin, unroll });
+  const result = verifyModel(model, target, data, shape, { calibration, tolerance, inputFile: opts.input!, plugin, unroll, recurrence: opts.recurrence ?? DEFAULT_RECURRENCE });
   process.stdout.write(formatVerify(result, model.name, target.name));
   if (opts.json) {
     const { compiled: _compiled, ...rest } = result;

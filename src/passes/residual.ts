@@ -10,8 +10,8 @@
 // DAC and the level grid on its identity path: the DAC error of x_{k-1} and the rounding of
 // the block enter only through the crossbar's share of the update (the column scale may still
 // be set by dB, which state scaling lets grow to |dA|; see scale-states.ts). Cost: one vector
-// `add` of the state length per step (plus, on the current backend, the gathering of a
-// distributed next state for that add; docs/QUANTIZATION.md "Cost and default").
+// `add` of the state length per step, done in place per channel-group tile
+// (src/backend/emit-recurrence.ts; docs/QUANTIZATION.md "Cost and default").
 //
 // Which matmuls: origin "s4d" matmuls of the step section whose operand p is the value of a
 // state_read(S), where the unique state_write(S) stores the matmul's result or a slice of it
@@ -39,7 +39,7 @@ import type { BlockMatrix, MatMulOp, Model, Op } from "../ir/types.js";
 export type RecurrenceForm = "direct" | "residual";
 export const RECURRENCE_FORMS: readonly RecurrenceForm[] = ["direct", "residual"];
 /** The compiler's default (see docs/QUANTIZATION.md "Residual recurrence form" for the measurements behind it). */
-export const DEFAULT_RECURRENCE: RecurrenceForm = "direct";
+export const DEFAULT_RECURRENCE: RecurrenceForm = "residual";
 
 /** Where the state block of one recurrence matmul lies and how its next state is consumed. */
 export interface RecurrenceSite {

@@ -10,6 +10,7 @@ import type { LoadedPlugin } from "../target/plugin.js";
 import type { Target } from "../target/types.js";
 import { errorBounds } from "./bound.js";
 import { chunkOutputs, chunkSequence, padSequence } from "../passes/unroll.js";
+import type { RecurrenceForm } from "../passes/residual.js";
 import { argmaxAgreement, compareArrays, type ErrorMetrics } from "./metrics.js";
 
 export interface OutputCheck extends ErrorMetrics {
@@ -40,6 +41,8 @@ export interface VerifyOptions {
   plugin?: LoadedPlugin | null;
   /** Time steps per program step (imssa-verify --unroll, src/passes/unroll.ts); default 1. */
   unroll?: number;
+  /** S4D recurrence form on the crossbars (src/passes/residual.ts); default the compiler's. */
+  recurrence?: RecurrenceForm;
 }
 
 /** Slices output `name` out of an interpreter result laid out [rows, total width] by `bufs` order. */
@@ -64,7 +67,7 @@ export function verifyModel(model: Model, target: Target, input: Float32Array, s
   const d = model.inputs[0]!.size;
   const plugin = opts.plugin ?? null;
   const k = opts.unroll ?? 1;
-  const compiled = compile(model, target, { calibration: opts.calibration, plugin, unroll: k });
+  const compiled = compile(model, target, { calibration: opts.calibration, plugin, unroll: k, ...(opts.recurrence ? { recurrence: opts.recurrence } : {}) });
   const run = runProgram(compiled.program, input, [B, T, d], { inputFile: opts.inputFile, plugin });
   const reference = sequences.map((s) => evaluateSequence(model, s));
   // An unrolled quantized IR runs k time steps per step: its bound is derived on the chunked
