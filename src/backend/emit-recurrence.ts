@@ -47,7 +47,8 @@ import { mergeDiagonalRuns, rowSources, TileInputs, type InputVectors } from "./
 import { addBias, sumPieces, type ColumnSums } from "./emit-matmul.js";
 import { maximalRuns } from "./emit-runs.js";
 import type { DistPart, DistValue, SectionValues } from "./emit-values.js";
-import { columnOwners, operandsOf, valueKey, type PlacedPiece } from "./schedule.js";
+import { operandsOf } from "../ir/operands.js";
+import { columnOwners, valueKey, type PlacedPiece } from "./schedule.js";
 import { at, InstrStreams, type Ref } from "./streams.js";
 
 /** One tile's part of a fused recurrence. */

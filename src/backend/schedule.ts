@@ -6,6 +6,7 @@
 //     its first operand is), so values rarely have to travel.
 
 import { fail } from "../common/errors.js";
+import { operandsOf } from "../ir/operands.js";
 import type { CrossbarPlan, Piece } from "../ir/plan.js";
 import type { MatMulOp, Model, Op } from "../ir/types.js";
 import type { Target } from "../target/types.js";
@@ -179,22 +180,6 @@ export function matmulHome(pieces: readonly PlacedPiece[]): number | null {
   let best: number | null = null;
   for (const [tile, a] of area) if (best === null || a > area.get(best)! || (a === area.get(best)! && tile < best)) best = tile;
   return best;
-}
-
-/** Operand names an op reads (values, not states). */
-export function operandsOf(op: Op): string[] {
-  switch (op.op) {
-    case "matmul":
-    case "concat":
-      return op.xs;
-    case "add":
-    case "mul":
-      return [op.a, op.b];
-    case "state_read":
-      return [];
-    default:
-      return "x" in op ? [op.x] : [];
-  }
 }
 
 export interface Placement {

@@ -10,26 +10,13 @@
 // The pass is pure: the input model is not modified and shares no mutable arrays with the output.
 
 import { UserError } from "../common/errors.js";
+import { NameSource } from "../ir/names.js";
 import { valueSizes } from "../ir/sizes.js";
 import type { BlockMatrix, LinearOp, Model, Op, StateDecl, WeightQuantSpec } from "../ir/types.js";
 import { fusedS4DMatrix } from "./lower-s4d.js";
 import { levelsKey } from "./quant-request.js";
 
 type Section = "step" | "final";
-
-/** Hands out value/state names that collide with nothing already in the model. */
-class NameSource {
-  private readonly taken = new Set<string>();
-  constructor(names: Iterable<string>) {
-    for (const n of names) this.taken.add(n);
-  }
-  fresh(base: string): string {
-    let name = base;
-    for (let k = 1; this.taken.has(name); k++) name = `${base}.${k}`;
-    this.taken.add(name);
-    return name;
-  }
-}
 
 /** W [out, in] (PyTorch) as one dense block in crossbar orientation [in, out]. */
 function linearMatrix(op: LinearOp): BlockMatrix {

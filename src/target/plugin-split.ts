@@ -17,7 +17,7 @@
 // crossbars.
 
 import type { BlockMatrix, MatMulOp, Model, Op } from "../ir/types.js";
-import { operandsOf } from "../backend/schedule.js";
+import { operandsOf } from "../ir/operands.js";
 import { levelsKey } from "../passes/quant-request.js";
 import type { S4DRecurrence } from "./plugin.js";
 
