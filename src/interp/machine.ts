@@ -17,7 +17,7 @@ import { UserError } from "../common/errors.js";
 import type { NoiseSetup } from "../noise/setup.js";
 import type { ExtPlan, ExtRuntime } from "../target/plugin-runtime.js";
 import type { Target } from "../target/types.js";
-import { accessOf, type Range } from "./access.js";
+import { accessOf } from "./access.js";
 import { makeCrossbar, type CrossbarModel } from "./crossbar.js";
 import { addCounts, countsOf, zeroCounts, type EventCounts } from "./energy.js";
 import { MachineMemory, precisionOf, type Memory, type Precision } from "./memory.js";
@@ -38,6 +38,7 @@ import {
   timingPlan,
   type FnOp,
   type FunctionalPlan,
+  type PlannedInstr,
   type TimingPlan,
 } from "./plan.js";
 import { occupancy, UNIT_KINDS, type UnitKind } from "./timing.js";
@@ -50,27 +51,11 @@ const NETWORK_SLOT = 2;
 const CROSSBAR_SLOT = 3;
 const NO_UNIT = -1;
 
-/** An instruction with everything data-independent precomputed once per program. */
-interface Planned {
-  ins: Instr;
+/** An instruction with everything data-independent precomputed once per program: what the planner needs, plus the machine's own fields. */
+interface Planned extends PlannedInstr {
   /** ins.op, read from this one object shape: instructions have many shapes, so ins.op is a megamorphic load. */
   op: Instr["op"];
-  pc: number;
-  symbol: number;
   unitKind: UnitKind | null;
-  slot: number;
-  cycles: number;
-  reads: Range[];
-  write: Range | null;
-  /** mvm: the crossbar model and its index in Program.crossbars. */
-  xbar: CrossbarModel | null;
-  xbarIndex: number;
-  /** send / recv: index of the message in the section's mailbox, else -1. */
-  msg: number;
-  /** ext: the plugin's declarations for it (src/target/plugin-runtime.ts), else null. */
-  ext: ExtPlan | null;
-  /** A load of a host-written input (waits for the host's write of the step's input). */
-  inputLoad: boolean;
 }
 
 /**

@@ -48,7 +48,7 @@ export class FnOp {
   ) {}
 }
 
-/** What the planner knows about one instruction (Machine's per-instruction plan). */
+/** What the planner knows about one instruction (the data-independent part of Machine's per-instruction plan). */
 export interface PlannedInstr {
   ins: Instr;
   pc: number;
@@ -57,10 +57,14 @@ export interface PlannedInstr {
   cycles: number;
   reads: Range[];
   write: Range | null;
+  /** mvm: the crossbar model and its index in Program.crossbars. */
   xbar: CrossbarModel | null;
   xbarIndex: number;
+  /** send / recv: index of the message in the section's mailbox, else -1. */
   msg: number;
+  /** ext: the plugin's declarations for it (src/target/plugin-runtime.ts), else null. */
   ext: ExtPlan | null;
+  /** A load of a host-written input (waits for the host's write of the step's input). */
   inputLoad: boolean;
 }
 
