@@ -7,11 +7,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UserError } from "../src/common/errors.js";
 import { readBytes, tempPathFor, writeFileAtomic, writeFilesAtomic } from "../src/common/files.js";
 import { resetLimits, setLimits } from "../src/common/limits.js";
 import { compileDslSource } from "../src/frontend/dsl/index.js";
 import { modelToJson } from "../src/ir/json.js";
+import { userError } from "./helpers/user-error.js";
 
 const ROOT = process.cwd();
 let dir: string;
@@ -22,16 +22,6 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const temps = (d: string) => readdirSync(d).filter((f) => f.endsWith(".tmp"));
-
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof UserError) return e;
-    throw e;
-  }
-  throw new Error("expected a UserError");
-}
 
 describe("writeFilesAtomic", () => {
   test("writes every file, through a temporary sibling that is gone afterwards", () => {

@@ -15,18 +15,9 @@ import { compileOnnxBytes } from "../src/frontend/onnx/index.js";
 import { decodeSafetensors } from "../src/frontend/safetensors.js";
 import { checkProgram } from "../src/interp/verify.js";
 import { freshProgramBytes } from "./fuzz/lib.js";
+import { userError } from "./helpers/user-error.js";
 
 afterEach(() => resetLimits());
-
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof UserError) return e;
-    throw e;
-  }
-  throw new Error("expected a UserError");
-}
 
 /** A .npy image with this header text and no data. */
 function npy(header: string): Uint8Array {

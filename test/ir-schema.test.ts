@@ -1,26 +1,16 @@
 import { describe, expect, test } from "@jest/globals";
 import { readFileSync } from "node:fs";
-import { formatDiagnostic, UserError, type Diagnostic } from "../src/common/errors.js";
+import { formatDiagnostic, type Diagnostic } from "../src/common/errors.js";
 import { parseJson } from "../src/common/json.js";
 import { parseModelJson, readModelFile } from "../src/ir/json.js";
 import type { Model } from "../src/ir/types.js";
 import { irSchema, OP_LEVELS, validateModel } from "../src/ir/validate.js";
+import { userErrors } from "./helpers/user-error.js";
 
 const FIX = "test/fixtures/ir";
 const fixture = (name: string): Model => JSON.parse(readFileSync(`${FIX}/${name}.json`, "utf8")) as Model;
 
 /** Runs `fn`, expects a UserError of `kind`, returns its diagnostics. */
-function userErrors(fn: () => unknown, kind: UserError["kind"]): Diagnostic[] {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    expect(e.kind).toBe(kind);
-    return e.diagnostics;
-  }
-  throw new Error("expected a UserError");
-}
-
 function schemaErrors(json: unknown): Diagnostic[] {
   return userErrors(() => validateModel(json, "m.json"), "schema");
 }

@@ -1,25 +1,14 @@
 import { describe, expect, test } from "@jest/globals";
 import { readFileSync } from "node:fs";
-import { UserError, type Diagnostic } from "../src/common/errors.js";
 import { modelToJson, parseModelJson, readModelFile } from "../src/ir/json.js";
 import { valueSizes } from "../src/ir/sizes.js";
 import type { LinearOp, MatMulOp, Model, Op, S4DOp } from "../src/ir/types.js";
 import { checkModel, validateModel } from "../src/ir/validate.js";
+import { userErrors } from "./helpers/user-error.js";
 
 const FIX = "test/fixtures/ir";
 const fixture = (name: string): Model => JSON.parse(readFileSync(`${FIX}/${name}.json`, "utf8")) as Model;
 const FIXTURES = ["linear-gelu", "s4d-h2m2", "lowered", "quantized"];
-
-function userErrors(fn: () => unknown, kind: UserError["kind"]): Diagnostic[] {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    expect(e.kind).toBe(kind);
-    return e.diagnostics;
-  }
-  throw new Error("expected a UserError");
-}
 
 /** [JSON path, message] of every semantic problem of `m`. */
 function problems(m: Model): [string | undefined, string][] {

@@ -6,25 +6,15 @@ import { describe, expect, test } from "@jest/globals";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { UserError } from "../src/common/errors.js";
 import { readFloatNpy } from "../src/common/npy.js";
 import { compile, loadModel } from "../src/pipeline.js";
 import { listTargets, loadTarget } from "../src/target/load.js";
 import { maxWeightLevel, totalCrossbars, type Target } from "../src/target/types.js";
 import { verifyModel } from "../src/verify/index.js";
+import { userError } from "./helpers/user-error.js";
 
 const EXAMPLE_TARGET = "./examples/targets/xbar32-adc4.json";
 const TARGETS = ["xbar64", "xbar128", "xbar256", "ideal", EXAMPLE_TARGET];
-
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof UserError) return e;
-    throw e;
-  }
-  throw new Error("expected a UserError");
-}
 
 /** The example input, cut to its first two sequences and at most 24 steps to keep the suite fast. */
 function exampleInput(name: "tiny" | "digits"): { data: Float32Array; shape: [number, number, number] } {

@@ -1,24 +1,14 @@
 import { describe, expect, test } from "@jest/globals";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { formatDiagnostic, UserError, type Diagnostic } from "../src/common/errors.js";
+import { formatDiagnostic } from "../src/common/errors.js";
 import { canonicalJson, sha256Hex } from "../src/common/json.js";
 import { isTargetPath, listTargets, loadTarget, targetFromJson, targetToJson } from "../src/target/load.js";
 import { targetSchema } from "../src/target/schema.js";
 import { maxWeightLevel, totalCrossbars } from "../src/target/types.js";
+import { userErrors } from "./helpers/user-error.js";
 
 const FIX = "test/fixtures/targets";
-
-function userErrors(fn: () => unknown, kind: UserError["kind"]): Diagnostic[] {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof UserError)) throw e;
-    expect(e.kind).toBe(kind);
-    return e.diagnostics;
-  }
-  throw new Error("expected a UserError");
-}
 
 describe("shipped targets", () => {
   test("xbar64 loads with the documented parameters", () => {
