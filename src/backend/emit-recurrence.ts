@@ -33,13 +33,16 @@
 // The residual form (src/passes/residual.ts: the slice is the increment dA x + B u - x, and
 // an `add` of it and the state read gives the next state) is fused too. Its MVMs must not
 // overwrite the state words they read, since the add needs them after the matmul, so the
-// arena doubles: the lower half holds the rows as above, the upper half the columns, at
-// the slot they would have in the direct form plus `shift` (so every piece sums into its
-// columns in place or not exactly as in the direct form, and no piece reads words another
-// MVM writes). After the matmul, one `vadd` per run of consecutive state slots adds the
-// increment to the state in place, in the IR's operand order (the interpreter's float32
-// add of the same two words, so the numbers are those of the unfused residual program),
-// and the state write again emits nothing.
+// arena doubles: the lower half holds the rows as above, the upper half the columns, in
+// the order the pieces write them (largest first), so every piece whose columns no other
+// piece shares sums in place and no piece reads words another MVM writes. (Mirroring the
+// lower half instead put a piece's columns where its rows are; the residual plan has pieces
+// of 63 rows and 64 columns, whose sums then had to be placed and copied: digits on xbar64
+// took 135 instead of 123 cycles per step.) After the matmul, one `vadd` per run of state
+// words whose slots are consecutive in both halves adds the increment to the state in
+// place, in the IR's operand order (the interpreter's float32 add of the same two words,
+// so the numbers are those of the unfused residual program), and the state write again
+// emits nothing.
 
 import type { Model, MatMulOp, Op } from "../ir/types.js";
 import type { Buffer } from "./allocate.js";
@@ -193,10 +196,12 @@ export function fuseRecurrence(model: Model, state: string, size: number, pieces
         colTaken.add(slots++);
       }
     }
-    // Residual form: every column moves up by the lower half's size (file comment).
+    // Residual form: the columns go to the upper half (file comment), each piece's in the
+    // order it writes them, so its sums land in place wherever no other piece shares them.
     if (add) {
-      for (const [j, s] of colSlot) colSlot.set(j, s + slots);
-      slots *= 2;
+      colSlot.clear();
+      for (const { outCols } of merged) for (const j of outCols) if (!colSlot.has(j)) colSlot.set(j, slots++);
+      for (const j of cols) if (!colSlot.has(j)) colSlot.set(j, slots++);
     }
     const force = sameRounding(mergeDiagonalRuns(mine).map((p) => p.piece.outCols), cols, colSlot, slots);
     if (!force) return null;
@@ -345,26 +350,23 @@ export function fusedStateValue(f: FusedRecurrence): DistValue {
 }
 
 /**
- * The residual form's add (file comment): on each tile, one `vadd` per run of consecutive
- * arena slots holding state words (whichever words they are: the add is elementwise and
- * every state word's increment sits `slots / 2` above it) of the increment (upper arena
- * half, where the matmul summed it) and the state (lower half), written over the state:
- * about one per channel, whose input word sits between its state words. (One vadd over a
- * tile's whole slot range, input slots included, measured 133 instead of 135 cycles per step
- * on digits but lengthened the recurrence from 46 to 68 cycles: not worth adding words that
- * are no state.) Returns the next state, which the state write then finds in place.
+ * The residual form's add (file comment): on each tile, one `vadd` per run of state words
+ * whose increments (upper arena half, where the matmul summed them) and states (lower half)
+ * both sit in consecutive slots, written over the state: about one per channel and
+ * crossbar boundary. Returns the next state, which the state write then finds in place.
  */
 export function lowerResidualAdd(values: SectionValues, f: FusedRecurrence): DistValue {
   const r = f.residual!;
   for (const t of f.tiles.values()) {
     const arena: Ref = { buf: t.arena, off: 0 };
-    const shift = t.slots / 2;
-    const slots: number[] = [];
-    for (const [j, s] of t.colSlot) if (j >= f.colOff && j < f.colOff + f.size) slots.push(s - shift);
-    slots.sort((a, b) => a - b);
-    for (const [k, n] of maximalRuns(slots.length, (b) => slots[b] === slots[b - 1]! + 1)) {
-      const state = at(arena, slots[k]!);
-      const increment = at(arena, slots[k]! + shift);
+    // [state slot, increment slot] per state word of this tile, in increment order.
+    const pairs: [number, number][] = [];
+    for (const [j, s] of t.colSlot) if (j >= f.colOff && j < f.colOff + f.size) pairs.push([t.rowSlot.get(f.rowOff + j - f.colOff)!, s]);
+    pairs.sort((a, b) => a[1] - b[1]);
+    const next = (b: number, c: number): boolean => pairs[b]![c] === pairs[b - 1]![c]! + 1;
+    for (const [k, n] of maximalRuns(pairs.length, (b) => next(b, 0) && next(b, 1))) {
+      const state = at(arena, pairs[k]![0]);
+      const increment = at(arena, pairs[k]![1]);
       values.streams.binary("vadd", t.tile, state, r.incrementFirst ? increment : state, r.incrementFirst ? state : increment, n);
     }
   }
