@@ -144,8 +144,8 @@ function rawPayload(opts: { code?: number[]; symbols?: number[]; levels?: number
     fb.Crossbar.createOutRangeVector(b, new Array(cols).fill(1)),
     0,
   );
-  const section = (code: number[], symbols: number[]) =>
-    fb.Section.createSection(b, fb.Section.createCodeVector(b, code), fb.Section.createSymbolsVector(b, symbols));
+  const section = (code: number[], symbols: number[], delays?: number[]) =>
+    fb.Section.createSection(b, fb.Section.createCodeVector(b, code), fb.Section.createSymbolsVector(b, symbols), delays ? fb.Section.createDelaysVector(b, delays) : 0);
   const init = section([], []);
   const step = section(opts.code ?? [], opts.symbols ?? []);
   const fin = section([], []);

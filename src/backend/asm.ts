@@ -1,6 +1,7 @@
 // Human-readable views of a Program: the assembly listing (imssa-disasm, --emit asm) and
 // instruction statistics for the compile summary.
 
+import { delayAt } from "./delays.js";
 import { OPCODES, type Instr, type Opcode } from "./isa.js";
 import { SECTION_NAMES, type IoBuffer, type Program, type SectionName } from "./program.js";
 
@@ -90,7 +91,9 @@ export function formatAsm(p: Program): string {
       const width = String(Math.max(0, s.code.length - 1)).length;
       s.code.forEach((ins, k) => {
         const sym = p.symbols[s.symbols[k]!] ?? "?";
-        lines.push(`  ${String(k).padStart(width)}  ${ins.op.padEnd(9)} ${formatOperands(ins)}  ; ${sym}`);
+        // A step delay (docs/ISA.md "Step delays") is shown as a suffix of the operands: `+1`.
+        const d = delayAt(s, k);
+        lines.push(`  ${String(k).padStart(width)}  ${ins.op.padEnd(9)} ${formatOperands(ins)}${d > 0 ? ` +${d}` : ""}  ; ${sym}`);
       });
     }
   });

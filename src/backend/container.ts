@@ -42,7 +42,7 @@ const MIN_PAYLOAD_BYTES = 8;
 /** FlatBuffers stores scalars little-endian; so do typed arrays on a little-endian host. */
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-type ScalarArray = Int16Array | Int32Array | Uint32Array | Float32Array;
+type ScalarArray = Uint8Array | Int16Array | Int32Array | Uint32Array | Float32Array;
 
 /**
  * A scalar vector written as one byte copy instead of the generated per-element loop (one
@@ -98,7 +98,9 @@ function encodeSection(b: flatbuffers.Builder, s: Section, where: string): flatb
   });
   const code = typedVector(b, words, fb.Section.createCodeVector);
   const symbols = typedVector(b, Int32Array.from(s.symbols), fb.Section.createSymbolsVector);
-  return fb.Section.createSection(b, code, symbols);
+  // Stored only when some delay is nonzero: programs without delays stay byte-identical to older ones.
+  const delays = s.delays?.some((d) => d !== 0) ? typedVector(b, Uint8Array.from(s.delays), fb.Section.createDelaysVector) : 0;
+  return fb.Section.createSection(b, code, symbols, delays);
 }
 
 function encodeTile(b: flatbuffers.Builder, t: TileProgram, index: number): flatbuffers.Offset {
@@ -407,7 +409,10 @@ function decodeSection(s: fb.Section, where: string, symbolCount: number, bad: (
     const sym = symbols[i]!;
     if (sym < 0 || sym >= symbolCount) bad(`${where}, instruction ${i}: symbol index ${sym} is outside the symbol table (${symbolCount} entries)`);
   }
-  return { code, symbols: Array.from(symbols) };
+  const delays = s.delaysArray();
+  if (delays === null) return { code, symbols: Array.from(symbols) };
+  if (delays.length !== count) bad(`${where}: ${count} instructions but ${delays.length} step delays`);
+  return { code, symbols: Array.from(symbols), delays: Array.from(delays) };
 }
 
 function decodePlugin(raw: fb.PluginInfo, bad: (m: string) => never): PluginIdentity {

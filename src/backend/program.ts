@@ -86,6 +86,8 @@ export interface Section {
   code: Instr[];
   /** Per instruction: index into Program.symbols naming the source op / layer. */
   symbols: number[];
+  /** Step section only, per instruction: its step delay (docs/ISA.md "Step delays"). Absent: all 0. */
+  delays?: number[];
 }
 
 export interface TileProgram {

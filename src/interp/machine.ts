@@ -13,6 +13,7 @@
 
 import type { Instr } from "../backend/isa.js";
 import type { Program, SectionName } from "../backend/program.js";
+import { activeDelays, delayAt, maxDelay } from "../backend/delays.js";
 import { UserError } from "../common/errors.js";
 import type { NoiseSetup } from "../noise/setup.js";
 import type { ExtPlan, ExtRuntime } from "../target/plugin-runtime.js";
@@ -162,6 +163,30 @@ interface DriftRecord {
   recvMargin: Float64Array;
 }
 
+interface SectionTotal {
+  instructions: number;
+  counts: EventCounts;
+  busy: Record<UnitKind, number>;
+}
+
+/** The step section as a prologue or drain round runs it: only the instructions of some delays. */
+interface StepVariant {
+  key: string;
+  plans: SectionPlan[];
+  total: SectionTotal;
+}
+
+/** Instructions, event counts and busy cycles summed over the tiles in tile order. */
+function sumPlans(plans: readonly SectionPlan[]): SectionTotal {
+  const t = { instructions: 0, counts: zeroCounts(), busy: zeroBusy() };
+  for (const pl of plans) {
+    t.instructions += pl.code.length;
+    addCounts(t.counts, pl.counts);
+    for (const k of UNIT_KINDS) t.busy[k] += pl.busy[k];
+  }
+  return t;
+}
+
 /** Whether a load reads a host-written input buffer (the host rewrites those between steps). */
 function readsInput(p: Program, ins: Instr): boolean {
   if (ins.op !== "load") return false;
@@ -204,12 +229,19 @@ export class Machine {
   private readonly plans: Record<SectionName, SectionPlan>[];
   private readonly states: TileState[];
   /** Per section: instructions, event counts and busy cycles summed over the tiles in tile order. */
-  private readonly totals: Record<SectionName, { instructions: number; counts: EventCounts; busy: Record<UnitKind, number> }>;
+  private readonly totals: Record<SectionName, SectionTotal>;
   /** Program counters (op indices) of the functional pass, per tile. */
   private readonly fnPc: Int32Array;
   private readonly mailboxes: Record<SectionName, Mailbox> = { init: new Mailbox(), step: new Mailbox(), final: new Mailbox() };
   /** Cycles of each section once timed (see runSection); for overlapped steps see stepRecords. */
-  private readonly sectionCycles: Record<SectionName, number | null> = { init: null, step: null, final: null };
+  private readonly sectionCycles = new Map<string, number>();
+  /** D, the program's largest step delay (docs/ISA.md "Step delays"). */
+  private readonly maxDelay: number;
+  /** The step section as run in prologue and drain rounds (only some delays), by "lo-hi"; built when first needed. */
+  private readonly variants = new Map<string, StepVariant>();
+  /** The variant the current round runs (null: the whole step section). */
+  private active: StepVariant | null = null;
+  private readonly stepPlans: (lo: number, hi: number) => SectionPlan[];
   /** Overlapped steps: record k is step k of a sequence (every sequence repeats them, it starts after init's barrier). */
   private readonly stepRecords: StepRecord[] = [];
   /**
@@ -284,11 +316,13 @@ export class Machine {
       if (slot === undefined) throw new Error(`internal error: unmatched message ${src}>${dst}#${tag} in ${name} (the verifier should have rejected it)`);
       return slot;
     };
+    const builders: ((name: SectionName, keep?: (pc: number) => boolean) => SectionPlan)[] = [];
     this.plans = program.tiles.map((tile, ti) => {
-      const plan = (name: SectionName): SectionPlan => {
+      const plan = (name: SectionName, keep?: (pc: number) => boolean): SectionPlan => {
         const counts = zeroCounts();
         const busy = zeroBusy();
-        const code = tile.sections[name].code.map((ins, pc): Planned => {
+        const code = tile.sections[name].code.flatMap((ins, pc): Planned[] => {
+          if (keep && !keep(pc)) return [];
           // ext: the plugin declares cost and accesses; it runs on the tile's digital periphery (vector slot).
           const xp = ins.op === "ext" ? this.extPlan(ins) : null;
           const occ = xp ? { unit: "vector" as const, cycles: xp.cycles } : occupancy(target, ins);
@@ -299,7 +333,7 @@ export class Machine {
           const c = xp ? xp.counts : countsOf(ins);
           addCounts(counts, c);
           if (occ.unit !== null) busy[occ.unit] += occ.cycles;
-          return {
+          return [{
             ins,
             op: ins.op,
             pc,
@@ -314,12 +348,21 @@ export class Machine {
             msg,
             ext: xp,
             inputLoad: readsInput(program, ins),
-          };
+          }];
         });
         return { code, timing: timingPlan(code), fn: functionalPlan(code), counts, busy };
       };
+      builders[ti] = plan;
       return { init: plan("init"), step: plan("step"), final: plan("final") };
     });
+    this.maxDelay = maxDelay(program);
+    this.stepPlans = (lo, hi) =>
+      builders.map((plan, ti) =>
+        plan("step", (pc) => {
+          const d = delayAt(program.tiles[ti]!.sections.step, pc);
+          return d >= lo && d <= hi;
+        }),
+      );
     this.states = program.tiles.map((tile, ti) => ({
       pc: 0,
       issue: 0,
@@ -331,15 +374,7 @@ export class Machine {
       readEnd: new Float64Array(tile.memoryWords),
     }));
     this.fnPc = new Int32Array(program.tiles.length);
-    const total = (name: SectionName): { instructions: number; counts: EventCounts; busy: Record<UnitKind, number> } => {
-      const t = { instructions: 0, counts: zeroCounts(), busy: zeroBusy() };
-      for (const pl of this.plans) {
-        t.instructions += pl[name].code.length;
-        addCounts(t.counts, pl[name].counts);
-        for (const k of UNIT_KINDS) t.busy[k] += pl[name].busy[k];
-      }
-      return t;
-    };
+    const total = (name: SectionName): SectionTotal => sumPlans(this.plans.map((pl) => pl[name]));
     this.totals = { init: total("init"), step: total("step"), final: total("final") };
     this.plans.forEach((pl, ti) => {
       if (pl.step.code.some((p) => p.inputLoad)) this.inputTile = this.inputTile === -1 ? ti : -2;
@@ -361,12 +396,44 @@ export class Machine {
    * in time. `retime` (tests) recomputes it on every run instead.
    */
   runSection(section: SectionName, steps: number, schedule?: ScheduledInstr[]): SectionRun {
-    if (section === "step" && this.overlapSteps) return this.runOverlappedStep(steps, schedule);
-    if (section !== "step") this.stepInSequence = 0;
+    if (section !== "step") {
+      this.stepInSequence = 0;
+      this.active = null;
+      return this.runBarrier(section, section, steps, schedule);
+    }
+    // Round r of a program with step delays runs only the delays active in it (docs/ISA.md
+    // "Step delays"); the drain rounds r >= T start at a barrier, like final.
+    const r = this.stepInSequence;
+    const drain = this.maxDelay > 0 && r >= steps;
+    this.active = this.maxDelay > 0 ? this.variant(...activeDelays(r, steps, this.maxDelay)) : null;
+    if (this.overlapSteps && !drain) return this.runOverlappedStep(steps, schedule);
+    this.stepInSequence++;
+    return this.runBarrier("step", this.active?.key ?? "step", steps, schedule);
+  }
+
+  /** The step section restricted to delays lo .. hi (null: all of them). */
+  private variant(lo: number, hi: number): StepVariant | null {
+    if (lo === 0 && hi >= this.maxDelay) return null;
+    const key = `step:${lo}-${hi}`;
+    let v = this.variants.get(key);
+    if (!v) {
+      const plans = this.stepPlans(lo, hi);
+      v = { key, plans, total: sumPlans(plans) };
+      this.variants.set(key, v);
+    }
+    return v;
+  }
+
+  private planOf(ti: number, section: SectionName): SectionPlan {
+    return section === "step" && this.active !== null ? this.active.plans[ti]! : this.plans[ti]![section];
+  }
+
+  /** A section run starting when the chip is idle; its cycles are timed once per `key` and reused (exact: see below). */
+  private runBarrier(section: SectionName, key: string, steps: number, schedule?: ScheduledInstr[]): SectionRun {
     const start = this.clock;
     const run: SectionRun = { section, start, cycles: 0, instructions: 0, counts: zeroCounts(), busy: zeroBusy(), saturations: 0 };
-    const cached = this.sectionCycles[section];
-    const timed = cached === null || schedule !== undefined || this.retime;
+    const cached = this.sectionCycles.get(key);
+    const timed = cached === undefined || schedule !== undefined || this.retime;
     for (const st of this.states) {
       st.pc = 0;
       st.issue = start;
@@ -375,8 +442,8 @@ export class Machine {
     this.inputFree = start;
     const end = this.execute(section, steps, run, timed, schedule);
     run.cycles = timed ? end - start : cached!;
-    if (timed && cached !== null && cached !== run.cycles) throw new Error(`internal error: section ${section} took ${run.cycles} cycles, earlier ${cached}`);
-    this.sectionCycles[section] = run.cycles;
+    if (timed && cached !== undefined && cached !== run.cycles) throw new Error(`internal error: section ${key} took ${run.cycles} cycles, earlier ${cached}`);
+    this.sectionCycles.set(key, run.cycles);
     this.clock = start + run.cycles;
     return run;
   }
@@ -452,7 +519,9 @@ export class Machine {
         const kept = k < MAX_STATES;
         this.stepRecords.push({ cycles: run.cycles, state: kept ? state : null, drift });
         // The state after step k is the one after step k - q shifted: steps k - q + 1 .. k repeat.
-        for (let q = 1; q <= MAX_PERIOD && q <= k; q++)
+        // Prologue rounds (k < D) run part of the section: a period starts after them.
+        const qMax = Math.min(MAX_PERIOD, k, k + 1 - this.maxDelay);
+        for (let q = 1; q <= qMax; q++)
           if (sameState(state, this.stepRecords[k - q]!.state)) {
             this.periodicFrom = this.reuseFrom = k - q + 1;
             this.period = this.reusePeriod = q;
@@ -463,7 +532,7 @@ export class Machine {
         // (for restore) and the drift is not all zero: then the state never repeats exactly
         // (so stepTiming, which reports the exact periodic state only, is as without reuse).
         if (this.reuseFrom < 0 && kept && state !== null && drift !== null)
-          for (let q = 1; q <= MAX_PERIOD && q <= k; q++) {
+          for (let q = 1; q <= qMax; q++) {
             const d = this.findDrift(k, q, state, drift);
             if (d !== null) {
               this.reuseFrom = k - q + 1;
@@ -605,7 +674,7 @@ export class Machine {
     let end = run.start;
     for (const st of this.states) if (st.lastEnd > end) end = st.lastEnd;
     // The tiles' sums in tile order, added once (the same additions as tile by tile into zeros).
-    const total = this.totals[section];
+    const total = section === "step" && this.active !== null ? this.active.total : this.totals[section];
     run.instructions += total.instructions;
     addCounts(run.counts, total.counts);
     for (const k of UNIT_KINDS) run.busy[k] += total.busy[k];
@@ -628,7 +697,7 @@ export class Machine {
       let done = true;
       for (let ti = 0; ti < n; ti++) {
         const st = this.states[ti]!;
-        const tp = this.plans[ti]![section].timing;
+        const tp = this.planOf(ti, section).timing;
         const len = tp.slot.length;
         while (st.pc < len) {
           const i = st.pc;
@@ -639,14 +708,14 @@ export class Machine {
             mailbox.arrival[tp.msg[i]!] = end + latency;
             posted[tp.msg[i]!] = 1;
           }
-          if (schedule) this.record(schedule, ti, section, this.plans[ti]![section].code[i]!, end);
+          if (schedule) this.record(schedule, ti, section, this.planOf(ti, section).code[i]!, end);
           st.pc++;
           progressed = true;
         }
         if (st.pc < len) done = false;
       }
       if (done) break;
-      if (!progressed) throw this.deadlock(section, this.states.map((st) => st.pc));
+      if (!progressed) throw this.deadlock(section, this.states.map((st, ti) => this.planOf(ti, section).code[st.pc]?.pc ?? Infinity));
     }
   }
 
@@ -727,7 +796,7 @@ export class Machine {
       let progressed = false;
       let done = true;
       for (let ti = 0; ti < n; ti++) {
-        const { ops, segs } = this.plans[ti]![section].fn;
+        const { ops, segs } = this.planOf(ti, section).fn;
         const mem = this.memory.tiles[ti]!;
         let pc = pcs[ti]!;
         while (pc < ops.length) {
@@ -746,7 +815,7 @@ export class Machine {
         if (pc < ops.length) done = false;
       }
       if (done) break;
-      if (!progressed) throw this.deadlock(section, Array.from(pcs, (pc, ti) => this.plans[ti]![section].fn.ops[pc]?.pc ?? Infinity));
+      if (!progressed) throw this.deadlock(section, Array.from(pcs, (pc, ti) => this.planOf(ti, section).fn.ops[pc]?.pc ?? Infinity));
     }
   }
 
@@ -795,11 +864,11 @@ export class Machine {
     return this.ext!.plan(spec, ins);
   }
 
-  /** The deadlock error; `pcs[ti]` is the instruction tile ti waits at (Infinity: finished). */
+  /** The deadlock error; `pcs[ti]` is the instruction (index in the section) tile ti waits at (Infinity: finished). */
   private deadlock(section: SectionName, pcs: readonly number[]): UserError {
     const waits: string[] = [];
     this.states.forEach((_, ti) => {
-      const p = this.plans[ti]![section].code[pcs[ti]!];
+      const p = this.planOf(ti, section).code.find((c) => c.pc === pcs[ti]);
       if (p && p.ins.op === "recv") waits.push(`tile ${ti} waits at instruction ${p.pc} (recv from tile ${p.ins.peer}, tag ${p.ins.tag})`);
     });
     return new UserError("verify", `section ${section}: deadlock: ${waits.join("; ")}; no tile can proceed`, { file: this.file });

@@ -41,6 +41,8 @@ export interface RunReport {
     stepFirst: SectionStats;
     /** Average over steps 2..T of every sequence; null when T = 1. */
     stepSteady: SectionStats | null;
+    /** Average over the drain rounds of a program with step delays (docs/ISA.md "Step delays"); absent without. */
+    drain?: SectionStats;
     final: SectionStats;
   };
   /** init + all steps + final of one sequence (every sequence takes the same time). */
@@ -123,6 +125,8 @@ export interface ReportInputs {
   init: SectionAccumulator;
   stepFirst: SectionAccumulator;
   stepSteady: SectionAccumulator;
+  /** Drain rounds of a program with step delays (docs/ISA.md "Step delays"); absent: none. */
+  drain?: SectionAccumulator;
   final: SectionAccumulator;
   /** The noise that ran; null or absent: none. */
   noise?: NoiseSetup | null;
@@ -150,7 +154,7 @@ export function buildReport(x: ReportInputs): RunReport {
   const p = x.program;
   const units = unitCounts(p);
   const all = new SectionAccumulator();
-  for (const acc of [x.init, x.stepFirst, x.stepSteady, x.final]) {
+  for (const acc of [x.init, x.stepFirst, x.stepSteady, ...(x.drain ? [x.drain] : []), x.final]) {
     all.runs += acc.runs;
     all.cycles += acc.cycles;
     all.instructions += acc.instructions;
@@ -187,7 +191,7 @@ export function buildReport(x: ReportInputs): RunReport {
     steps: x.steps,
     tiles: p.tiles.length,
     units,
-    sections: { init: x.init.stats(t, units), stepFirst, stepSteady, final: x.final.stats(t, units) },
+    sections: { init: x.init.stats(t, units), stepFirst, stepSteady, ...(x.drain && x.drain.runs > 0 ? { drain: x.drain.stats(t, units) } : {}), final: x.final.stats(t, units) },
     sequenceCycles,
     totalCycles,
     latency: { stepSeconds: perStep.cycles / t.clockHz, sequenceSeconds: sequenceCycles / t.clockHz, totalSeconds },
@@ -249,6 +253,7 @@ export function formatReport(r: RunReport): string {
     ["init", s.init],
     ["step (first)", s.stepFirst],
     ["step (steady)", s.stepSteady],
+    ["drain", s.drain ?? null],
     ["final", s.final],
   ];
   const present = cols.filter((c): c is [string, SectionStats] => c[1] !== null);

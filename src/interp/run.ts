@@ -16,6 +16,7 @@ import { Machine, type ScheduledInstr } from "./machine.js";
 import { buildReport, SectionAccumulator, type RunReport } from "./report.js";
 import { buildTrace, type SectionSpan, type TraceEvent } from "./trace.js";
 import { checkProgram } from "./verify.js";
+import { outputDelays, roundsOf } from "../backend/delays.js";
 
 export interface RunOptions {
   /** Record the schedule of the first sequence's init, first step and final as a trace. */
@@ -77,6 +78,27 @@ function checkInput(p: Program, input: Float32Array, shape: readonly number[], f
     );
 }
 
+/**
+ * After round r, the step-output buffers whose step r - delay exists, into the [T, dOut]
+ * block of one sequence at `base`: buffer-major [buf0: k x o0][buf1: k x o1].. in global
+ * memory -> time-major rows [o0 o1 ..] per time step (k time steps per program step).
+ */
+function readStepOutputs(global: ArrayLike<number>, bufs: IoBuffer[], delays: readonly number[], r: number, k: number, T: number, out: Float32Array, base: number, dOut: number): void {
+  let col = 0;
+  bufs.forEach((buf, j) => {
+    const o = buf.size / k;
+    const s = r - delays[j]!;
+    if (s >= 0)
+      for (let i = 0; i < k; i++) {
+        const t = s * k + i;
+        if (t >= T) break;
+        const dst = base + t * dOut + col;
+        for (let w = 0; w < o; w++) out[dst + w] = global[buf.addr + i * o + w]!;
+      }
+    col += o;
+  });
+}
+
 /** Copies the host-visible buffers out of global memory into out[offset ..]. */
 function readOutputs(global: ArrayLike<number>, bufs: IoBuffer[], out: Float32Array, offset: number): void {
   let o = offset;
@@ -96,11 +118,12 @@ export function runProgram(p: Program, input: Float32Array, shape: [number, numb
   const inBuf = p.io.inputs[0]!;
   // Output widths per time step (a program step holds k of them per buffer).
   const dOut = totalSize(p.io.stepOutputs) / k;
-  const stepRow = new Float32Array(dOut * k);
+  const delays = outputDelays(p);
+  const rounds = roundsOf(p, programT);
   const dFinal = totalSize(p.io.finalOutputs);
   const step = p.io.stepOutputs.length > 0 ? new Float32Array(B * T * dOut) : null;
   const final = p.io.finalOutputs.length > 0 ? new Float32Array(B * dFinal) : null;
-  const acc = { init: new SectionAccumulator(), stepFirst: new SectionAccumulator(), stepSteady: new SectionAccumulator(), final: new SectionAccumulator() };
+  const acc = { init: new SectionAccumulator(), stepFirst: new SectionAccumulator(), stepSteady: new SectionAccumulator(), drain: new SectionAccumulator(), final: new SectionAccumulator() };
   const schedule: ScheduledInstr[] | undefined = opts.trace ? [] : undefined;
   const spans: SectionSpan[] = [];
   const global = machine.memory.global;
@@ -111,33 +134,21 @@ export function runProgram(p: Program, input: Float32Array, shape: [number, numb
     const init = machine.runSection("init", programT, traced);
     acc.init.add(init);
     if (traced) spans.push({ name: "init", start: init.start, cycles: init.cycles });
-    for (let t = 0; t < programT; t++) {
-      // Time steps t*k .. t*k+k-1 (zeros past T); k = 1: exactly one input row.
-      const first = t * k;
-      const n = Math.min(k, T - first);
-      const base = (b * T + first) * dIn;
-      global.set(input.subarray(base, base + n * dIn), inBuf.addr);
-      if (n < k) global.fill(0, inBuf.addr + n * dIn, inBuf.addr + k * dIn);
-      const r = machine.runSection("step", programT, t === 0 ? traced : undefined);
-      (t === 0 ? acc.stepFirst : acc.stepSteady).add(r);
-      if (traced && t === 0) spans.push({ name: "step 0", start: r.start, cycles: r.cycles });
-      if (!step) continue;
-      if (k === 1) {
-        readOutputs(global, p.io.stepOutputs, step, (b * T + t) * dOut);
-        continue;
+    // Rounds: the T program steps, then D drain rounds when the program has step delays
+    // (docs/ISA.md "Step delays"); round r holds step r - d of an output stored with delay d.
+    for (let r = 0; r < rounds; r++) {
+      if (r < programT) {
+        // Time steps r*k .. r*k+k-1 (zeros past T); k = 1: exactly one input row.
+        const first = r * k;
+        const n = Math.min(k, T - first);
+        const base = (b * T + first) * dIn;
+        global.set(input.subarray(base, base + n * dIn), inBuf.addr);
+        if (n < k) global.fill(0, inBuf.addr + n * dIn, inBuf.addr + k * dIn);
       }
-      // Buffer-major [buf0: k x o0][buf1: k x o1].. -> time-major rows [o0 o1 ..] per time step.
-      readOutputs(global, p.io.stepOutputs, stepRow, 0);
-      for (let j = 0; j < n; j++) {
-        let src = 0;
-        let dst = (b * T + first + j) * dOut;
-        for (const buf of p.io.stepOutputs) {
-          const o = buf.size / k;
-          step.set(stepRow.subarray(src + j * o, src + (j + 1) * o), dst);
-          dst += o;
-          src += buf.size;
-        }
-      }
+      const run = machine.runSection("step", programT, r === 0 ? traced : undefined);
+      (r === 0 ? acc.stepFirst : r < programT ? acc.stepSteady : acc.drain).add(run);
+      if (traced && r === 0) spans.push({ name: "step 0", start: run.start, cycles: run.cycles });
+      if (step) readStepOutputs(global, p.io.stepOutputs, delays, r, k, T, step, b * T * dOut, dOut);
     }
     // vdivsteps divides by program steps; the unrolled IR scaled its operand by 1/k.
     const fin = machine.runSection("final", programT, traced);

@@ -12,6 +12,7 @@ import { pluginMismatch, type LoadedPlugin } from "../target/plugin.js";
 import { ExtRuntime } from "../target/plugin-runtime.js";
 import type { Target } from "../target/types.js";
 import { accessOf } from "./access.js";
+import { delayAt, storeDelays } from "../backend/delays.js";
 
 /** Enough to be useful without flooding the terminal when a whole stream is wrong. */
 const MAX_DIAGNOSTICS = 20;
@@ -50,6 +51,8 @@ export function checkProgram(p: Program, file: string, plugin: LoadedPlugin | nu
   checkLayout(p, target, pr);
   pr.throwIfAny(); // instruction checks index crossbars, tiles and memories validated above
   checkInstructions(p, target, ext, pr);
+  checkDelays(p, pr);
+  pr.throwIfAny(); // message pairing reads the delays
   for (const s of SECTION_NAMES) {
     checkMessages(p, s, pr);
     checkGlobalRaces(p, s, pr);
@@ -259,6 +262,31 @@ function instructionProblem(p: Program, t: Target, xbars: Map<number, CrossbarIm
   return null;
 }
 
+/** Step delays (docs/ISA.md "Step delays"): where they may be, and what must share one. */
+function checkDelays(p: Program, pr: Problems): void {
+  p.tiles.forEach((tile, ti) => {
+    for (const s of SECTION_NAMES) {
+      const sec = tile.sections[s];
+      if (sec.delays === undefined) continue;
+      if (sec.delays.length !== sec.code.length) pr.add(`tile ${ti}, section ${s}: ${sec.delays.length} step delays for ${sec.code.length} instructions`);
+      sec.delays.forEach((d, i) => {
+        if (!(Number.isInteger(d) && d >= 0 && d <= 255)) pr.add(`tile ${ti}, section ${s}, instruction ${i}: step delay ${d} is not an integer from 0 to 255`);
+        else if (d !== 0 && s !== "step") pr.add(`tile ${ti}, section ${s}, instruction ${i}: step delay ${d} outside the step section (only step instructions run in rounds)`);
+      });
+    }
+    const step = tile.sections.step;
+    step.code.forEach((ins, i) => {
+      if (ins.op !== "load" || delayAt(step, i) === 0) return;
+      const input = p.io.inputs.find((b) => ins.global < b.addr + b.size && b.addr < ins.global + ins.len);
+      if (input) pr.at(ti, "step", i, ins, `loads input "${input.name}" with step delay ${delayAt(step, i)}; the host writes step r's input before round r, so input loads must have delay 0`);
+    });
+  });
+  for (const b of p.io.stepOutputs) {
+    const ds = storeDelays(p, b);
+    if (ds.length > 1) pr.add(`step output "${b.name}" is stored with step delays ${ds.join(" and ")}; the host reads it after one round per step, so all its stores need one delay`);
+  }
+}
+
 interface MessageEnd {
   tile: number;
   index: number;
@@ -287,6 +315,12 @@ function checkMessages(p: Program, s: SectionName, pr: Problems): void {
     else if (rcv.len !== snd.len) {
       const r = p.tiles[rcv.tile]!.sections[s].code[rcv.index]!;
       pr.at(rcv.tile, s, rcv.index, r, `receives ${rcv.len} words but the matching send (tile ${snd.tile}, instruction ${snd.index}) sends ${snd.len}`);
+    } else {
+      // A message never crosses a round boundary (docs/ISA.md "Step delays").
+      const ds = delayAt(p.tiles[snd.tile]!.sections[s], snd.index);
+      const dr = delayAt(p.tiles[rcv.tile]!.sections[s], rcv.index);
+      const r = p.tiles[rcv.tile]!.sections[s].code[rcv.index]!;
+      if (ds !== dr) pr.at(rcv.tile, s, rcv.index, r, `has step delay ${dr} but the matching send (tile ${snd.tile}, instruction ${snd.index}) has ${ds}; a send and its recv need the same delay`);
     }
   }
   for (const [key, rcv] of recvs) {

@@ -52,7 +52,14 @@ export function execProgram(p: Program, inputs: Record<string, Float64Array[]>):
     for (let i = 0; i < len; i++) out[i] = f(src[i]!, i);
   };
 
-  const runSection = (name: SectionName): void => {
+  // Step delays (docs/ISA.md "Step delays"): instruction i of a tile's step section runs in
+  // round r when d_i <= r < T + d_i; `round` is null for init and final.
+  const runSection = (name: SectionName, round: number | null = null): void => {
+    const runs = (t: Program["tiles"][number], i: number): boolean => {
+      if (round === null) return true;
+      const d = t.sections.step.delays?.[i] ?? 0;
+      return d <= round && round < T + d;
+    };
     const messages = new Map<string, Float64Array[]>();
     const pcs = p.tiles.map(() => 0);
     const exec = (tile: number, ins: Instr): boolean => {
@@ -151,7 +158,9 @@ export function execProgram(p: Program, inputs: Record<string, Float64Array[]>):
       let done = true;
       p.tiles.forEach((t, tile) => {
         const code = t.sections[name].code;
-        while (pcs[tile]! < code.length && exec(tile, code[pcs[tile]!]!)) {
+        for (;;) {
+          while (pcs[tile]! < code.length && !runs(t, pcs[tile]!)) pcs[tile]!++;
+          if (pcs[tile]! >= code.length || !exec(tile, code[pcs[tile]!]!)) break;
           pcs[tile]!++;
           executed[name]++;
           progress = true;
@@ -166,14 +175,25 @@ export function execProgram(p: Program, inputs: Record<string, Float64Array[]>):
 
   const step: Record<string, Float64Array[]> = Object.fromEntries(p.io.stepOutputs.map((o) => [o.name, []]));
   runSection("init");
-  for (let t = 0; t < T; t++) {
+  const D = Math.max(0, ...p.tiles.flatMap((t) => t.sections.step.delays ?? []));
+  // The delay of each step output: that of the instructions storing into it.
+  const outDelay = (io: (typeof p.io.stepOutputs)[number]): number => {
+    for (const t of p.tiles)
+      for (const [i, ins] of t.sections.step.code.entries()) if (ins.op === "store" && ins.global < io.addr + io.size && io.addr < ins.global + ins.len) return t.sections.step.delays?.[i] ?? 0;
+    return 0;
+  };
+  for (let r = 0; r < T + D; r++) {
     for (const io of p.io.inputs) {
-      const v = inputs[io.name]?.[t];
-      if (!v || v.length !== io.size) throw new Error(`input ${io.name} step ${t} missing or wrong size`);
+      if (r >= T) break;
+      const v = inputs[io.name]?.[r];
+      if (!v || v.length !== io.size) throw new Error(`input ${io.name} step ${r} missing or wrong size`);
       global.set(v, io.addr);
     }
-    runSection("step");
-    for (const io of p.io.stepOutputs) step[io.name]!.push(global.slice(io.addr, io.addr + io.size));
+    runSection("step", r);
+    for (const io of p.io.stepOutputs) {
+      const t = r - outDelay(io);
+      if (t >= 0 && t < T) step[io.name]![t] = global.slice(io.addr, io.addr + io.size);
+    }
   }
   runSection("final");
   const final = Object.fromEntries(p.io.finalOutputs.map((o) => [o.name, global.slice(o.addr, o.addr + o.size)]));

@@ -113,13 +113,16 @@ export class ProgramBuilder {
     return id;
   }
 
-  emit(tile: number, section: SectionName, ins: Instr | Instr[], symbol = "main"): this {
+  /** Appends instructions; `delay` > 0 gives them that step delay (docs/ISA.md "Step delays"). */
+  emit(tile: number, section: SectionName, ins: Instr | Instr[], symbol = "main", delay = 0): this {
     let sym = this.symbols.indexOf(symbol);
     if (sym < 0) sym = this.symbols.push(symbol) - 1;
     const sec = this.tiles[tile]!.sections[section];
     for (const i of Array.isArray(ins) ? ins : [ins]) {
+      if (delay !== 0 && sec.delays === undefined) sec.delays = sec.code.map(() => 0);
       sec.code.push(i);
       sec.symbols.push(sym);
+      sec.delays?.push(delay);
     }
     return this;
   }

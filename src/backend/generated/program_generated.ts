@@ -1182,8 +1182,26 @@ symbolsArray():Int32Array|null {
   return offset ? new Int32Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+/**
+ * Step section only: per instruction its step delay (docs/ISA.md "Step delays"); absent: all 0.
+ */
+delays(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+delaysLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+delaysArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
 static startSection(builder:flatbuffers.Builder) {
-  builder.startObject(2);
+  builder.startObject(3);
 }
 
 static addCode(builder:flatbuffers.Builder, codeOffset:flatbuffers.Offset) {
@@ -1228,22 +1246,40 @@ static startSymbolsVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(4, numElems, 4);
 }
 
+static addDelays(builder:flatbuffers.Builder, delaysOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, delaysOffset, 0);
+}
+
+static createDelaysVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startDelaysVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
 static endSection(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createSection(builder:flatbuffers.Builder, codeOffset:flatbuffers.Offset, symbolsOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createSection(builder:flatbuffers.Builder, codeOffset:flatbuffers.Offset, symbolsOffset:flatbuffers.Offset, delaysOffset:flatbuffers.Offset):flatbuffers.Offset {
   Section.startSection(builder);
   Section.addCode(builder, codeOffset);
   Section.addSymbols(builder, symbolsOffset);
+  Section.addDelays(builder, delaysOffset);
   return Section.endSection(builder);
 }
 
 unpack(): SectionT {
   return new SectionT(
     this.bb!.createScalarList(this.code.bind(this), this.codeLength()),
-    this.bb!.createScalarList(this.symbols.bind(this), this.symbolsLength())
+    this.bb!.createScalarList(this.symbols.bind(this), this.symbolsLength()),
+    this.bb!.createScalarList(this.delays.bind(this), this.delaysLength())
   );
 }
 
@@ -1251,23 +1287,27 @@ unpack(): SectionT {
 unpackTo(_o: SectionT): void {
   _o.code = this.bb!.createScalarList(this.code.bind(this), this.codeLength());
   _o.symbols = this.bb!.createScalarList(this.symbols.bind(this), this.symbolsLength());
+  _o.delays = this.bb!.createScalarList(this.delays.bind(this), this.delaysLength());
 }
 }
 
 export class SectionT {
 constructor(
   public code: (number)[] = [],
-  public symbols: (number)[] = []
+  public symbols: (number)[] = [],
+  public delays: (number)[] = []
 ){}
 
 
 pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   const code = Section.createCodeVector(builder, this.code);
   const symbols = Section.createSymbolsVector(builder, this.symbols);
+  const delays = Section.createDelaysVector(builder, this.delays);
 
   return Section.createSection(builder,
     code,
-    symbols
+    symbols,
+    delays
   );
 }
 }
