@@ -97,6 +97,8 @@ export interface CompileOptions {
   plugin?: LoadedPlugin | null;
   /** Time steps per program step (src/passes/unroll.ts, docs/SCHEDULE.md "Unrolling"); default 1. */
   unroll?: number;
+  /** Software-pipeline the tiles' step streams with step delays (src/backend/software-pipeline.ts); default off. */
+  pipelineSteps?: boolean;
 }
 
 export function compile(model: Model, target: Target, opts: CompileOptions = {}): CompileResult {
@@ -134,6 +136,7 @@ export function compile(model: Model, target: Target, opts: CompileOptions = {})
   const plan = opts.groupChannels === false ? tile(onCrossbars, target) : tileForLocality(onCrossbars, target);
   const program = emitProgram(quantized, plan, target, {
     compilerVersion: COMPILER_VERSION,
+    ...(opts.pipelineSteps ? { pipelineSteps: true } : {}),
     ...(plugin ? { plugin: { loaded: plugin, target, taken: split?.taken ?? new Map(), identity: pluginIdentity(plugin) } } : {}),
   });
   // The IR's own factor: k here, or the one an already unrolled lowered IR (--emit lowered-ir) records.

@@ -19,7 +19,7 @@ describe("mapping choice", () => {
 
   test("the chosen mapping is the fastest candidate on the timing model, and the choice is deterministic", () => {
     const a = chooseMapping(model, target);
-    expect(a.candidates.map((c) => c.name)).toEqual(["channel groups", "plain"]);
+    expect(a.candidates.map((c) => c.name)).toEqual(["channel groups", "pipelined", "plain"]);
     for (const c of a.candidates) {
       expect(c.steady).toBeGreaterThanOrEqual(c.bounds!.intervalBound);
       expect(a.chosen.steady).toBeLessThanOrEqual(c.steady);
@@ -50,10 +50,10 @@ describe("imssa-compile --mapping (the built CLI)", () => {
     const r = compileCli("-o", auto, "--explain", "-q");
     expect(r.status).toBe(0);
     expect(r.stderr).toContain("mapping chosen by the cost model");
-    const chosen = /^\s+(channel groups|plain)\s.*<- chosen$/m.exec(r.stderr)?.[1];
+    const chosen = /^\s+(channel groups|pipelined|plain)\s.*<- chosen$/m.exec(r.stderr)?.[1];
     expect(chosen).toBeDefined();
     const forced = join(dir, "forced.xbin");
-    expect(compileCli("-o", forced, "-q", "--mapping", chosen === "plain" ? "plain" : "groups").status).toBe(0);
+    expect(compileCli("-o", forced, "-q", "--mapping", chosen === "channel groups" ? "groups" : chosen!).status).toBe(0);
     expect(readFileSync(auto).equals(readFileSync(forced))).toBe(true);
   });
 

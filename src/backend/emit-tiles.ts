@@ -40,14 +40,16 @@ function constantSegments(streams: InstrStreams, tile: number): TileProgram["con
 function patchSection(streams: InstrStreams, tile: number, name: SectionName): Section {
   const code: Instr[] = [];
   const symbols: number[] = [];
-  for (const p of streams.code[tile]![name]) {
+  const pending = streams.code[tile]![name];
+  for (const p of pending) {
     const ins = patched(p);
     const err = fieldRangeError(ins);
     if (err) fail("resource", `tile ${tile} ${name} section (${streams.symbols.names[p.symbol]}): ${err}`);
     code.push(ins);
     symbols.push(p.symbol);
   }
-  return { code, symbols };
+  // Step delays only where some instruction has one (software-pipeline.ts).
+  return pending.some((p) => (p.delay ?? 0) !== 0) ? { code, symbols, delays: pending.map((p) => p.delay ?? 0) } : { code, symbols };
 }
 
 function patched(p: PendingInstr): Instr {

@@ -26,11 +26,15 @@ import { BASE_FORMAT_VERSION, PLUGIN_FORMAT_VERSION, type PluginIdentity, type P
 import { fusedResidualAdds, placementView } from "./emit-recurrence.js";
 import { assignCrossbarTiles, piecesByMatmul, placeOps, valueKey } from "./schedule.js";
 import { InstrStreams } from "./streams.js";
+import { pipelineSteps } from "./software-pipeline.js";
+import { occupancy } from "../interp/timing.js";
 
 export interface EmitOptions {
   compilerVersion?: string;
   /** Store recurrence states in their crossbars' read order (emit-recurrence.ts); default on. Off: the plain layout, for comparison. */
   fuseStates?: boolean;
+  /** Software-pipeline the step streams with step delays (software-pipeline.ts); default off. */
+  pipelineSteps?: boolean;
   /** A plugin target: the plugin, the matmuls it computes (emit-plugin.ts) and its identity for the program. */
   plugin?: PluginEmit & { identity: PluginIdentity };
 }
@@ -84,6 +88,8 @@ export function emitProgram(model: Model, plan: CrossbarPlan, target: Target, op
   // `init` stays empty: constants and zeroed state come with the sequence reset.
   const step = lowerSection(ctx, "step", null);
   lowerSection(ctx, "final", step);
+  // Plugin instructions declare their accesses at run time only: no reordering around them.
+  if (opts.pipelineSteps && !opts.plugin) pipelineSteps(streams, io.inputs, io.stepOutputs, (ins) => occupancy(target, ins).cycles);
   const tiles = assembleTiles(streams, target);
 
   return {

@@ -26,6 +26,8 @@ export interface PendingInstr {
   patches: [field: string, ref: Ref][];
   /** Index into the symbol table. */
   symbol: number;
+  /** Step section: the step delay (docs/ISA.md "Step delays", software-pipeline.ts); absent: 0. */
+  delay?: number;
 }
 
 /** The debug symbol table: names of source ops / layers, each stored once. */
@@ -130,6 +132,49 @@ export class InstrStreams {
       patches.push([field, ref]);
     }
     this.code[tile]![this.section].push({ ins, patches, symbol: this.symbol });
+  }
+
+  /**
+   * vcopy instructions of `len` words from `src` to `dst`, attributed to `symbol`, not yet in
+   * any stream (the caller places them; renumber() then recomputes buffer lives).
+   */
+  copyInstrs(tile: number, dst: Ref, src: Ref, len: number, symbol: number): PendingInstr[] {
+    return lengthChunks(len).map(([o, n]) => ({
+      ins: { op: "vcopy", dst: 0, a: 0, len: n },
+      patches: [
+        ["dst", at(dst, o)],
+        ["a", at(src, o)],
+      ],
+      symbol,
+    }));
+  }
+
+  /**
+   * Recomputes every buffer's first and last use from the streams as they are now (after a
+   * pass reordered them): positions run over the sections in run order, as in emit().
+   * Buffers an MVM of the step section reads live to the end of that section (what
+   * keepAlive did for the emitted order): an MVM reads its input for its whole duration, so a
+   * later instruction writing those words would wait for it (a write-after-read stall).
+   */
+  renumber(): void {
+    this.code.forEach((sections, tile) => {
+      for (const b of this.buffers[tile]!) {
+        b.first = Number.POSITIVE_INFINITY;
+        b.last = -1;
+      }
+      let position = 0;
+      for (const name of ["init", "step", "final"] as const)
+        for (const p of sections[name]) {
+          for (const [, ref] of p.patches) {
+            ref.buf.first = Math.min(ref.buf.first, position);
+            ref.buf.last = Math.max(ref.buf.last, position);
+          }
+          position++;
+        }
+      const stepEnd = sections.init.length + sections.step.length - 1;
+      for (const p of sections.step) if (p.ins.op === "mvm") for (const [field, ref] of p.patches) if (field === "src") ref.buf.last = Math.max(ref.buf.last, stepEnd);
+      this.nextPosition[tile] = position;
+    });
   }
 
   binary(op: VecBinaryOp, tile: number, dst: Ref, a: Ref, b: Ref, len: number): void {

@@ -6,22 +6,23 @@ import { Command, Option } from "commander";
 import { basename, extname } from "node:path";
 import { formatAsm } from "../backend/asm.js";
 import { writeProgramFile } from "../backend/container.js";
-import { fail } from "../common/errors.js";
+import { fail, isUserError } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { modelToJson } from "../ir/json.js";
-import { compile, COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from "../pipeline.js";
+import { compile, COMPILER_VERSION, loadModel, parseStatePairs, readCalibration, type CompileResult } from "../pipeline.js";
 import { emitQatConfig } from "../qat/index.js";
 import { listTargets } from "../target/load.js";
 import { loadTargetWithPlugin } from "../target/plugin.js";
 import { formatSummary, summarize } from "../summary.js";
 import { compareTargets, formatComparison } from "../compare.js";
 import { formatExplanation, mappingCost } from "../cost/explain.js";
-import { chooseMapping, formatMappingChoice } from "../cost/mapping-choice.js";
+import { chooseMapping, formatMappingChoice, MAPPINGS, mappingOptions, type MappingName } from "../cost/mapping-choice.js";
 import { DEFAULT_RECURRENCE, RECURRENCE_FORMS, type RecurrenceForm } from "../passes/residual.js";
 import { chooseUnroll, formatUnrollChoice, parseUnroll } from "../cost/unroll-choice.js";
 import { MAX_UNROLL } from "../passes/unroll.js";
 
-const MAPPING_ARGS = ["auto", "groups", "plain"] as const;
+const MAPPING_ARGS = ["auto", "groups", "pipelined", "plain"] as const;
+const MAPPING_OF: Record<Exclude<MappingArg, "auto">, MappingName> = { groups: "channel groups", pipelined: "pipelined", plain: "plain" };
 type MappingArg = (typeof MAPPING_ARGS)[number];
 
 const EMITS = ["xbin", "ir", "lowered-ir", "quantized-ir", "asm", "qat-config"] as const;
@@ -45,6 +46,16 @@ interface Options {
   stateScaling?: boolean;
   recurrence?: RecurrenceForm;
   unroll?: string;
+}
+
+/** A mapping that does not compile for a user-facing reason is left out of --explain's comparison. */
+function compileOrNull(f: () => CompileResult): CompileResult | null {
+  try {
+    return f();
+  } catch (e) {
+    if (isUserError(e)) return null;
+    throw e;
+  }
 }
 
 function defaultOutput(model: string, emit: Emit): string {
@@ -75,7 +86,10 @@ async function main(argv: string[]): Promise<void> {
     .option("--explain", "print the schedule's cost: step cycles and lower bounds of each candidate mapping, and which one is used (docs/SCHEDULE.md)")
     .option("--unroll <k|auto>", `advance the recurrences k time steps per program step (1..${MAX_UNROLL}; auto: pick k in 1, 2, 4, 8 by the cost model); default 1 (docs/SCHEDULE.md "Unrolling")`)
     .addOption(
-      new Option("--mapping <kind>", "crossbar mapping: S4D channel groups per tile, the plain packer, or auto: compile both and keep the faster on the timing model (docs/SCHEDULE.md)")
+      new Option(
+        "--mapping <kind>",
+        "crossbar mapping: S4D channel groups per tile, the same software-pipelined with step delays, the plain packer, or auto: compile each and keep the fastest on the timing model (docs/SCHEDULE.md)",
+      )
         .choices(MAPPING_ARGS as unknown as string[])
         .default("auto"),
     )
@@ -124,16 +138,18 @@ async function main(argv: string[]): Promise<void> {
     ? mappingChoice.chosen.result!
     : choice
       ? choice.chosen.result!
-      : compile(model, target, { ...compileOpts, groupChannels: mapping === "groups" });
+      : compile(model, target, { ...compileOpts, ...mappingOptions(MAPPING_OF[mapping === "auto" ? "groups" : mapping]) });
   if (choice && !opts.explain && !opts.quiet) process.stderr.write(`--unroll auto: ${choice.reason}\n`);
   if (choice && opts.explain) process.stderr.write(formatUnrollChoice(choice, target));
   if (opts.explain) {
     if (mappingChoice) process.stderr.write(formatMappingChoice(mappingChoice));
-    const chosen = mappingChoice ? mappingChoice.chosen.name : mapping === "plain" ? "plain" : "channel groups";
-    const otherName = chosen === "plain" ? "channel groups" : "plain";
-    // The other mapping is already compiled when the cost model chose; otherwise compile it for the comparison.
-    const other = mappingChoice?.candidates.find((c) => c.name === otherName)?.result ?? (mappingChoice ? null : compile(model, target, { ...compileOpts, groupChannels: otherName === "channel groups" }));
-    const costs = [mappingCost(chosen, result, target), ...(other ? [mappingCost(otherName, other, target)] : [])];
+    const chosen = mappingChoice ? mappingChoice.chosen.name : MAPPING_OF[mapping === "auto" ? "groups" : mapping];
+    // The other mappings are already compiled when the cost model chose; otherwise compile them for the comparison.
+    const others = MAPPINGS.filter((n) => n !== chosen).flatMap((n) => {
+      const r = mappingChoice ? mappingChoice.candidates.find((c) => c.name === n)?.result : compileOrNull(() => compile(model, target, { ...compileOpts, ...mappingOptions(n) }));
+      return r ? [mappingCost(n, r, target)] : [];
+    });
+    const costs = [mappingCost(chosen, result, target), ...others];
     process.stderr.write(formatExplanation(result, costs, chosen, target));
   }
 

@@ -5,6 +5,7 @@
 // overlapped (first step and steady-state interval), then names the mapping the compiler uses.
 
 import { Machine } from "../interp/machine.js";
+import { maxDelay } from "../backend/delays.js";
 import type { CompileResult } from "../pipeline.js";
 import type { Target } from "../target/types.js";
 import { stepBounds, type StepBounds } from "./bound.js";
@@ -33,19 +34,25 @@ const MAX_STEPS = 32;
  * become periodic within MAX_STEPS steps, the average of the second half of them).
  */
 export function measuredStepCycles(result: CompileResult, target: Target): { barrier: number; first: number; steady: number } {
+  // With step delays (docs/ISA.md "Step delays") a step's instructions spread over D + 1
+  // rounds: the barrier step is a round that runs all of them (round D), the first step's
+  // latency the first D + 1 rounds.
+  const D = maxDelay(result.program);
   const barrier = new Machine(result.program, target, result.model.name, false, null, null, false);
   barrier.resetSequence();
-  barrier.runSection("init", 1);
-  const step = barrier.runSection("step", 1).cycles;
+  barrier.runSection("init", D + 1);
+  let step = 0;
+  for (let r = 0; r <= D; r++) step = barrier.runSection("step", D + 1).cycles;
   const m = new Machine(result.program, target, result.model.name);
   m.resetSequence();
-  m.runSection("init", MAX_STEPS);
+  const rounds = MAX_STEPS + D;
+  m.runSection("init", rounds);
   const cycles: number[] = [];
-  while (cycles.length < MAX_STEPS && (cycles.length < 2 || m.stepTiming().steady === null)) cycles.push(m.runSection("step", MAX_STEPS).cycles);
+  while (cycles.length < rounds && (cycles.length < D + 2 || m.stepTiming().steady === null)) cycles.push(m.runSection("step", rounds).cycles);
   // Without a detected period: the average over the second half (the pipeline has filled).
-  const later = cycles.slice(Math.max(1, cycles.length >> 1));
+  const later = cycles.slice(Math.max(D + 1, cycles.length >> 1));
   const steady = m.stepTiming().steady ?? later.reduce((a, b) => a + b, 0) / Math.max(1, later.length);
-  return { barrier: step, first: cycles[0]!, steady };
+  return { barrier: step, first: cycles.slice(0, D + 1).reduce((a, b) => a + b, 0), steady };
 }
 
 export function mappingCost(name: string, result: CompileResult, target: Target): MappingCost {
@@ -73,6 +80,9 @@ function recurrencePlacement(r: CompileResult): string[] {
   return out;
 }
 
+/** imssa-compile's --mapping value of each mapping name. */
+const MAPPING_ARG: Record<string, string> = { "channel groups": "groups", pipelined: "pipelined", plain: "plain" };
+
 /** The explanation text; `chosen` names the mapping the compiled program uses. */
 export function formatExplanation(chosen: CompileResult, costs: readonly MappingCost[], chosenName: string, target: Target): string {
   const lines: string[] = [`schedule of '${chosen.model.name}' on ${target.name}:`];
@@ -85,7 +95,7 @@ export function formatExplanation(chosen: CompileResult, costs: readonly Mapping
   const used = costs.find((c) => c.name === chosenName)!;
   lines.push("");
   lines.push(
-    `  using '${chosenName}': ${used === best ? "fewest steady-state step cycles on the timing model" : `'${best.name}' is faster on this model (${best.steadyStep} vs ${used.steadyStep} cycles per step); compile with ${best.name === "plain" ? "--no-group-channels" : "the default"} to use it`}.`,
+    `  using '${chosenName}': ${used === best ? "fewest steady-state step cycles on the timing model" : `'${best.name}' is faster on this model (${best.steadyStep} vs ${used.steadyStep} cycles per step); compile with --mapping ${MAPPING_ARG[best.name] ?? "auto"} to use it`}.`,
   );
   const b = used.bounds;
   lines.push(`  bounds of '${chosenName}' (docs/SCHEDULE.md): barrier max(critical path ${b.criticalPath}, busiest unit ${b.resource} = ${b.resourceUnit}) = ${b.lowerBound};`);

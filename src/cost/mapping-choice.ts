@@ -2,6 +2,9 @@
 // compiled and timed, the fastest wins. Candidates:
 //   channel groups  S4D channels grouped per tile, states and partial sums local
 //                   (src/backend/regroup.ts; docs/SCHEDULE.md);
+//   pipelined       channel groups with the tiles' step streams software-pipelined by step
+//                   delays (src/backend/software-pipeline.ts): the tail of step t runs in
+//                   round t + 1 while step t + 1's MVMs are already in flight;
 //   plain           the dense packer alone (src/passes/tile.ts): fewer crossbars, but one
 //                   channel's pieces may sit on several tiles.
 // A candidate that does not compile for a user-facing reason (e.g. more crossbars than the
@@ -18,8 +21,11 @@ import type { Target } from "../target/types.js";
 import { stepBounds, type StepBounds } from "./bound.js";
 import { measuredStepCycles } from "./explain.js";
 
-export type MappingName = "channel groups" | "plain";
-export const MAPPINGS: readonly MappingName[] = ["channel groups", "plain"];
+export type MappingName = "channel groups" | "pipelined" | "plain";
+export const MAPPINGS: readonly MappingName[] = ["channel groups", "pipelined", "plain"];
+
+/** compile() options of a mapping. */
+export const mappingOptions = (name: MappingName): CompileOptions => ({ groupChannels: name !== "plain", pipelineSteps: name === "pipelined" });
 
 export interface MappingCandidate {
   name: MappingName;
@@ -41,7 +47,7 @@ export interface MappingChoice {
 function candidate(model: Model, target: Target, opts: CompileOptions, name: MappingName): MappingCandidate {
   let result: CompileResult;
   try {
-    result = compile(model, target, { ...opts, groupChannels: name === "channel groups" });
+    result = compile(model, target, { ...opts, ...mappingOptions(name) });
   } catch (e) {
     if (!isUserError(e)) throw e;
     return { name, result: null, crossbars: 0, bounds: null, steady: Infinity, error: e.diagnostics.map((d) => d.message).join("; ") };
