@@ -408,9 +408,10 @@ function nextBase(base: Map<Buffer, number>): number {
 
 /**
  * The round body: a topological order of the legality constraints (file comment), chosen
- * for in-order issue: a ready MVM first (its crossbar works while the vector unit goes on),
- * then what an MVM waits for, then the instruction heading the longest chain of
- * occupancies, then stream order.
+ * for in-order issue by list scheduling on the tile's own timing: the instruction that can
+ * start first; among equals an MVM (its crossbar works while the vector unit goes on), then
+ * what an MVM waits for, then the instruction heading the longest chain of occupancies,
+ * then stream order.
  */
 function schedule(nodes: Node[], delay: number[], occupancy: (ins: Instr) => number): number[] {
   const n = nodes.length;
@@ -443,20 +444,45 @@ function schedule(nodes: Node[], delay: number[], occupancy: (ins: Instr) => num
     for (const j of succ[i]!) if (feedsMvm[j] || nodes[j]!.p.ins.op === "mvm") feedsMvm[i] = 1;
   }
   const key = (i: number): number => (nodes[i]!.p.ins.op === "mvm" ? 2 : feedsMvm[i]!);
+  // The tile's in-order issue within one round, values from earlier rounds taken as ready:
+  // each instruction's earliest start after the one before it (docs/TIMING.md).
+  const preds: number[][] = nodes.map(() => []);
+  succ.forEach((list, i) => list.forEach((j) => preds[j]!.push(i)));
+  const unitOf = (ins: Instr): string | null => (ins.op === "mvm" ? `x${ins.xbar}` : ins.op === "recv" ? null : ins.op === "send" ? "net" : ins.op === "load" || ins.op === "store" ? "mem" : "vec");
+  const unitFree = new Map<string, number>();
+  const end = new Float64Array(n);
+  let issue = 0;
+  const earliest = (i: number): number => {
+    let t = issue;
+    const u = unitOf(nodes[i]!.p.ins);
+    if (u !== null) t = Math.max(t, unitFree.get(u) ?? 0);
+    for (const p of preds[i]!) t = Math.max(t, end[p]!);
+    return t;
+  };
   const ready: number[] = [];
   for (let i = 0; i < n; i++) if (indeg[i] === 0) ready.push(i);
   const out: number[] = [];
   while (ready.length > 0) {
     let best = 0;
+    let bestStart = earliest(ready[0]!);
     for (let k = 1; k < ready.length; k++) {
       const a = ready[k]!;
       const b = ready[best]!;
+      const sa = earliest(a);
       const ka = key(a);
       const kb = key(b);
-      if (ka !== kb ? ka > kb : height[a] !== height[b] ? height[a]! > height[b]! : rank[a]! < rank[b]!) best = k;
+      if (sa !== bestStart ? sa < bestStart : ka !== kb ? ka > kb : height[a] !== height[b] ? height[a]! > height[b]! : rank[a]! < rank[b]!) {
+        best = k;
+        bestStart = sa;
+      }
     }
     const i = ready.splice(best, 1)[0]!;
     out.push(i);
+    const ins = nodes[i]!.p.ins;
+    const u = unitOf(ins);
+    end[i] = bestStart + occupancy(ins);
+    if (u !== null) unitFree.set(u, end[i]!);
+    issue = ins.op === "recv" ? end[i]! : bestStart + 1;
     for (const j of succ[i]!) if (--indeg[j] === 0) ready.push(j);
   }
   return out;
