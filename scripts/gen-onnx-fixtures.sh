@@ -12,7 +12,8 @@
 #
 # Seeds are fixed: a rerun on the same machine reproduces the same files (other CPUs may differ
 # in the last float32 bits). The classifiers scan_cls and digits64 are trained first
-# (exporters/pytorch/train_digits.py, single-threaded, about 3 minutes together). What each
+# (exporters/pytorch/train_digits.py, single-threaded, about 3 minutes together), then the QAT
+# fixture scan_cls_qat_op17 (exporters/pytorch/train_digits_qat.py; needs npm run build). What each
 # fixture holds is in test/fixtures/onnx/README.md; exporters/pytorch/make_fixtures.py writes them.
 set -euo pipefail
 
@@ -30,12 +31,22 @@ if ! "$PYTHON" -c 'import torch, onnx, numpy, sklearn' 2>/dev/null; then
   exit 1
 fi
 
+# The QAT fixture (scan_cls_qat_op17) compiles its training configuration with the CLI:
+# check before anything is deleted.
+if [[ ! -f "$root/dist/cli/compile.js" ]]; then
+  echo "gen-onnx-fixtures: dist/cli/compile.js is missing; run npm run build first (train_digits_qat.py needs imssa-compile)" >&2
+  exit 1
+fi
+
 export PYTHONDONTWRITEBYTECODE=1
 mkdir -p "$out"
 # drop generated files (README.md is hand-written) so renamed fixtures leave nothing stale
 find "$out" -maxdepth 1 -type f \( -name '*.onnx' -o -name '*.npy' -o -name '*.safetensors' -o -name '*.s4d' -o -name 'fixtures.json' \) -delete
 
 "$PYTHON" "$root/exporters/pytorch/make_fixtures.py" "$out"
+# QAT fixture: fine-tunes the scan_cls weights just written against xbar64 (imssa_qat) and adds
+# its entry to fixtures.json (about 5 minutes)
+"$PYTHON" "$root/exporters/pytorch/train_digits_qat.py" --out "$out" --cli "$root/dist/cli/compile.js"
 
 # End-to-end check of the written graphs with ONNX Runtime (a dev dependency of imssa).
 if [[ -d "$root/node_modules/onnxruntime-node" ]]; then

@@ -28,6 +28,8 @@ const unrolls = arg("--unroll", "1").split(",").map(Number);
 const FIXTURES = {
   scan_cls_op17: { onnx: "scan_cls_op17.onnx", input: "scan_cls_op17.input.npy", output: "scan_cls_op17.output.npy", calibration: "digits_train64_rows.input.npy" },
   digits64_scan_op13: { onnx: "digits64_scan_op13.onnx", input: "digits_test200.input.npy", output: "digits64_test200.output.npy", calibration: "digits_train64.input.npy" },
+  // quantization-aware trained against xbar64 (exporters/pytorch/train_digits_qat.py); same inputs as scan_cls_op17
+  scan_cls_qat_op17: { onnx: "scan_cls_qat_op17.onnx", input: "scan_cls_op17.input.npy", output: "scan_cls_qat_op17.output.npy", calibration: "digits_train64_rows.input.npy" },
 };
 const names = arg("--fixtures", Object.keys(FIXTURES).join(",")).split(",");
 
