@@ -247,6 +247,8 @@ function table(rows: string[][]): string {
 
 const UNIT_LABEL: Record<UnitKind, string> = { crossbar: "crossbars", vector: "vector units", loadStore: "load/store ports", network: "network ports" };
 
+const avg = (x: number): string => (Number.isInteger(x) ? String(x) : x.toFixed(1));
+
 export function formatReport(r: RunReport): string {
   const s = r.sections;
   const cols: [string, SectionStats | null][] = [
@@ -263,9 +265,10 @@ export function formatReport(r: RunReport): string {
   out.push(
     table([
       ["section", ...present.map((c) => c[0])],
-      ["cycles", ...present.map((c) => String(c[1].cycles))],
-      ["instructions", ...present.map((c) => String(c[1].instructions))],
-      ["MACs", ...present.map((c) => String(c[1].macs))],
+      // Averages over runs (e.g. steady steps of a program with step delays, whose first rounds run part of the stream) to one decimal.
+      ["cycles", ...present.map((c) => avg(c[1].cycles))],
+      ["instructions", ...present.map((c) => avg(c[1].instructions))],
+      ["MACs", ...present.map((c) => avg(c[1].macs))],
       ...UNIT_KINDS.map((k) => [`util ${UNIT_LABEL[k]}`, ...present.map((c) => pct(c[1].utilization[k]))]),
     ]),
   );
