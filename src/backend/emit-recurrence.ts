@@ -51,6 +51,7 @@ import { addBias, sumPieces, type ColumnSums } from "./emit-matmul.js";
 import { maximalRuns } from "./emit-runs.js";
 import type { DistPart, DistValue, SectionValues } from "./emit-values.js";
 import { operandsOf } from "../ir/operands.js";
+import { valueSizes } from "../ir/sizes.js";
 import { columnOwners, valueKey, type PlacedPiece } from "./schedule.js";
 import { at, InstrStreams, type Ref } from "./streams.js";
 
@@ -316,20 +317,10 @@ function sameRounding(outCols: readonly number[][], cols: readonly number[], col
 
 /** Lengths of the matmul's operands in order (null when one is unknown). */
 function operandLengths(model: Model, mm: MatMulOp): number[] | null {
-  const len = new Map<string, number>();
-  for (const i of model.inputs) len.set(i.name, i.size);
-  for (const s of model.state) len.set(s.name, s.size);
-  for (const o of model.sections.step) {
-    if (o.op === "state_read") len.set(o.out, model.state.find((s) => s.name === o.state)!.size);
-    else if (o.op === "matmul") len.set(o.out, o.weight.cols);
-    else if (o.op === "slice") len.set(o.out, o.length);
-  }
-  // Operands other than the state may be any value: take the rest of the rows from the weight.
+  // Every value's length (src/ir/sizes.ts); unrolled programs read several step values.
+  const len = valueSizes(model).step;
   const known = mm.xs.map((x) => len.get(x));
-  const missing = known.filter((n) => n === undefined).length;
-  if (missing > 1) return null;
-  const rest = mm.weight.rows - known.reduce<number>((a, n) => a + (n ?? 0), 0);
-  return known.map((n) => n ?? rest);
+  return known.every((n) => n !== undefined) ? (known as number[]) : null;
 }
 
 /** Runs [word, count, tile] of state words owned by one tile at consecutive state slots. */
