@@ -7,7 +7,10 @@
 import { describe, expect, test } from "@jest/globals";
 import { maxDelay } from "../src/backend/delays.js";
 import type { Program } from "../src/backend/program.js";
+import { stepBounds } from "../src/cost/bound.js";
 import { measuredStepCycles } from "../src/cost/explain.js";
+import type { Model } from "../src/ir/types.js";
+import { readFileSync } from "node:fs";
 import { compileDslSource } from "../src/frontend/dsl/index.js";
 import { runProgram } from "../src/interp/run.js";
 import { compile, loadModel } from "../src/pipeline.js";
@@ -74,4 +77,24 @@ describe("software pipelining", () => {
     b.step.y!.forEach((v, t) => expect(Array.from(v)).toEqual(Array.from(a.step.y![t]!)));
   });
 
+});
+
+describe("schedule quality against the machine bound (issue #10's target, docs/SCHEDULE.md)", () => {
+  // The bound: max(recurrence loop, busiest unit) of src/cost/bound.ts, which no schedule of
+  // the program's instructions on this machine beats (unlimited issue, units not pipelined).
+  const ratio = (model: Model, opts: { unroll?: number }): number => {
+    const r = compile(model, target, { pipelineSteps: true, ...opts });
+    const b = stepBounds(r.program, target);
+    return measuredStepCycles(r, target).steady / Math.max(b.recurrence, b.resource);
+  };
+
+  test("digits-size model, two time steps per program step (what --unroll auto picks): <= 1.15", () => {
+    expect(ratio(loadModel("examples/digits.s4d"), { unroll: 2 })).toBeLessThanOrEqual(1.15);
+  });
+
+  test("a larger model (H = 128, N = 32, 2 layers; all 32 tiles of xbar64): <= 1.15", () => {
+    const src = readFileSync("examples/digits.s4d", "utf8").replace("linear(64);", "linear(128);").replace(/N = 64/g, "N = 32").replace("linear(128);                  //", "linear(256);                  //");
+    expect(src).toContain("linear(256)");
+    expect(ratio(compileDslSource(src, "h128.s4d"), {})).toBeLessThanOrEqual(1.15);
+  });
 });
