@@ -101,6 +101,18 @@ export interface CompileOptions {
   pipelineSteps?: boolean;
 }
 
+/**
+ * `result` with its program emitted again, software-pipelined (src/backend/software-pipeline.ts):
+ * the same quantized IR and crossbar plan, so the same as compiling with `pipelineSteps`
+ * (without a target plugin), at the cost of emission only.
+ */
+export function withPipelinedSteps(result: CompileResult, target: Target): CompileResult {
+  const program = emitProgram(result.quantized, result.plan, target, { compilerVersion: COMPILER_VERSION, pipelineSteps: true });
+  const steps = result.lowered.unroll ?? 1;
+  if (steps !== 1) program.unroll = steps;
+  return { ...result, program };
+}
+
 export function compile(model: Model, target: Target, opts: CompileOptions = {}): CompileResult {
   const where = opts.sourceName ?? model.name;
   if (model.level === "quantized") return fail("usage", "the IR is already quantized; compile its model-level or lowered IR instead", { file: where });

@@ -38,12 +38,15 @@ export function measuredStepCycles(result: CompileResult, target: Target): { bar
   // rounds: the barrier step is a round that runs all of them (round D), the first step's
   // latency the first D + 1 rounds.
   const D = maxDelay(result.program);
+  // Cycles only: the functional pass (the MVM arithmetic) is skipped, timing does not depend on data.
   const barrier = new Machine(result.program, target, result.model.name, false, null, null, false);
+  barrier.functional = false;
   barrier.resetSequence();
   barrier.runSection("init", D + 1);
   let step = 0;
   for (let r = 0; r <= D; r++) step = barrier.runSection("step", D + 1).cycles;
   const m = new Machine(result.program, target, result.model.name);
+  m.functional = false;
   m.resetSequence();
   const rounds = MAX_STEPS + D;
   m.runSection("init", rounds);

@@ -16,7 +16,7 @@
 
 import { isUserError } from "../common/errors.js";
 import type { Model } from "../ir/types.js";
-import { compile, type CompileOptions, type CompileResult } from "../pipeline.js";
+import { compile, withPipelinedSteps, type CompileOptions, type CompileResult } from "../pipeline.js";
 import type { Target } from "../target/types.js";
 import { stepBounds, type StepBounds } from "./bound.js";
 import { measuredStepCycles } from "./explain.js";
@@ -52,12 +52,20 @@ function candidate(model: Model, target: Target, opts: CompileOptions, name: Map
     if (!isUserError(e)) throw e;
     return { name, result: null, crossbars: 0, bounds: null, steady: Infinity, error: e.diagnostics.map((d) => d.message).join("; ") };
   }
+  return measured(name, result, target);
+}
+
+function measured(name: MappingName, result: CompileResult, target: Target): MappingCandidate {
   return { name, result, crossbars: result.plan.crossbars.length, bounds: stepBounds(result.program, target), steady: measuredStepCycles(result, target).steady };
 }
 
 /** Compiles every mapping and picks one (file comment). Throws the first candidate's error when none compiles. */
 export function chooseMapping(model: Model, target: Target, opts: CompileOptions = {}): MappingChoice {
-  const candidates = MAPPINGS.map((name) => candidate(model, target, opts, name));
+  // The pipelined candidate differs from channel groups in emission only: emitted again from its result.
+  const groups = candidate(model, target, opts, "channel groups");
+  const candidates = MAPPINGS.map((name) =>
+    name === "channel groups" ? groups : name === "pipelined" && groups.result !== null && !opts.plugin ? measured(name, withPipelinedSteps(groups.result, target), target) : candidate(model, target, opts, name),
+  );
   const ok = candidates.filter((c) => c.result !== null);
   if (ok.length === 0) {
     // Every mapping failed: report what the default one says.

@@ -223,6 +223,11 @@ export class Machine {
   readonly conversionsPerSymbol: Float64Array;
   /** Absolute cycle at which the chip is idle (end of the last section run). */
   clock = 0;
+  /**
+   * false: only the timing model runs (no values, no saturation counts). For the cost model
+   * (src/cost/explain.ts), which needs cycles only: timing never depends on data.
+   */
+  functional = true;
 
   private readonly precision: Precision;
   private readonly vector: VectorUnit;
@@ -670,7 +675,7 @@ export class Machine {
    */
   private execute(section: SectionName, steps: number, run: SectionRun, timed: boolean, schedule: ScheduledInstr[] | undefined): number {
     if (timed) this.timeSection(section, schedule);
-    this.perform(section, steps, run);
+    if (this.functional) this.perform(section, steps, run);
     let end = run.start;
     for (const st of this.states) if (st.lastEnd > end) end = st.lastEnd;
     // The tiles' sums in tile order, added once (the same additions as tile by tile into zeros).
