@@ -44,8 +44,6 @@ interface Node {
   p: PendingInstr;
   /** The emitted instruction this one stands for (itself, or the original of a redirected copy-reader). */
   origin: PendingInstr;
-  /** Position in the emitted stream. */
-  pos: number;
   reads: Range[];
   write: Range | null;
   global: Range | null;
@@ -69,11 +67,11 @@ function conflict(a: Node, b: Node): boolean {
 
 /** Footprints over a per-tile address space where every buffer has its own range (exact dataflow, no allocation reuse). */
 function nodesOf(code: PendingInstr[], base: Map<Buffer, number>, orderMessages = false): Node[] {
-  return code.map((p, pos) => {
+  return code.map((p) => {
     const ins = { ...p.ins } as Instr;
     for (const [field, ref] of p.patches) (ins as unknown as Record<string, number>)[field] = base.get(ref.buf)! + ref.off;
     const a = accessOf(ins);
-    return { p, origin: p, pos, reads: a.reads, write: a.write, global: a.global, message: orderMessages && (ins.op === "send" || ins.op === "recv") };
+    return { p, origin: p, reads: a.reads, write: a.write, global: a.global, message: orderMessages && (ins.op === "send" || ins.op === "recv") };
   });
 }
 
@@ -119,7 +117,7 @@ export function pipelineSteps(streams: InstrStreams, inputs: readonly IoBuffer[]
   // Wishes: per tile with a dense stage, the readers of its MVM results one round later; and
   // every send one round after its data is made. The last stages' wishes go first when the
   // rules cannot all hold, then the sends'.
-  const dense = nodes.map((list, t) => (denseResults(list).size > 0 ? t : -1)).filter((t) => t >= 0);
+  const dense = program.results.map((r, t) => (r.size > 0 ? t : -1)).filter((t) => t >= 0);
   let delay: number[][] | null = null;
   for (const deferSends of [true, false])
     for (let k = dense.length; k >= (deferSends ? 0 : 1) && delay === null; k--) delay = program.solve(new Set(dense.slice(0, k)), deferSends);
@@ -188,6 +186,8 @@ class StepGraph {
   /** Global node pairs that must get one delay (messages, stores of one output). */
   private readonly equal: [number, number][] = [];
   private readonly inputLoads: number[] = [];
+  /** Per tile, the buffers its MVMs write for other instructions (denseResults). */
+  readonly results: Set<Buffer>[];
 
   constructor(
     private readonly nodes: Node[][],
@@ -201,6 +201,7 @@ class StepGraph {
     }
     this.total = o;
     this.pairs = nodes.map(conflictPairs);
+    this.results = nodes.map(denseResults);
     const sendOf = new Map<string, number>();
     const storesOf = new Map<IoBuffer, number[]>();
     nodes.forEach((list, t) =>
@@ -243,7 +244,7 @@ class StepGraph {
           }
         });
       if (!wishing.has(t)) return;
-      const results = denseResults(list);
+      const results = this.results[t]!;
       list.forEach((y, i) => {
         if (y.p.ins.op !== "mvm" || !y.write) return;
         for (let j = i + 1; j < list.length; j++) {

@@ -6,15 +6,16 @@ import { Command, Option } from "commander";
 import { basename, extname } from "node:path";
 import { formatAsm } from "../backend/asm.js";
 import { writeProgramFile } from "../backend/container.js";
-import { fail, isUserError } from "../common/errors.js";
+import { fail } from "../common/errors.js";
 import { writeFileAtomic } from "../common/files.js";
 import { modelToJson } from "../ir/json.js";
-import { compile, COMPILER_VERSION, loadModel, parseStatePairs, readCalibration, type CompileResult } from "../pipeline.js";
+import { compile, COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from "../pipeline.js";
 import { emitQatConfig } from "../qat/index.js";
 import { listTargets } from "../target/load.js";
 import { loadTargetWithPlugin } from "../target/plugin.js";
 import { formatSummary, summarize } from "../summary.js";
 import { compareTargets, formatComparison } from "../compare.js";
+import { compileCandidate } from "../cost/candidate.js";
 import { formatExplanation, mappingCost } from "../cost/explain.js";
 import { chooseMapping, formatMappingChoice, MAPPINGS, mappingOptions, type MappingName } from "../cost/mapping-choice.js";
 import { DEFAULT_RECURRENCE, RECURRENCE_FORMS, type RecurrenceForm } from "../passes/residual.js";
@@ -46,16 +47,6 @@ interface Options {
   stateScaling?: boolean;
   recurrence?: RecurrenceForm;
   unroll?: string;
-}
-
-/** A mapping that does not compile for a user-facing reason is left out of --explain's comparison. */
-function compileOrNull(f: () => CompileResult): CompileResult | null {
-  try {
-    return f();
-  } catch (e) {
-    if (isUserError(e)) return null;
-    throw e;
-  }
 }
 
 function defaultOutput(model: string, emit: Emit): string {
@@ -146,7 +137,9 @@ async function main(argv: string[]): Promise<void> {
     const chosen = mappingChoice ? mappingChoice.chosen.name : MAPPING_OF[mapping === "auto" ? "groups" : mapping];
     // The other mappings are already compiled when the cost model chose; otherwise compile them for the comparison.
     const others = MAPPINGS.filter((n) => n !== chosen).flatMap((n) => {
-      const r = mappingChoice ? mappingChoice.candidates.find((c) => c.name === n)?.result : compileOrNull(() => compile(model, target, { ...compileOpts, ...mappingOptions(n) }));
+      // A mapping that does not compile for a user-facing reason is left out of the comparison.
+      const own = mappingChoice ? null : compileCandidate(() => compile(model, target, { ...compileOpts, ...mappingOptions(n) }));
+      const r = mappingChoice ? mappingChoice.candidates.find((c) => c.name === n)?.result : own !== null && "result" in own ? own.result : null;
       return r ? [mappingCost(n, r, target)] : [];
     });
     const costs = [mappingCost(chosen, result, target), ...others];

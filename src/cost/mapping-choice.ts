@@ -14,11 +14,11 @@
 // to the order above. The interval bound of src/cost/bound.ts is reported next to it: it is
 // a lower bound, not an estimate, so it does not decide.
 
-import { isUserError } from "../common/errors.js";
 import type { Model } from "../ir/types.js";
 import { compile, withPipelinedSteps, type CompileOptions, type CompileResult } from "../pipeline.js";
 import type { Target } from "../target/types.js";
 import { stepBounds, type StepBounds } from "./bound.js";
+import { compileCandidate } from "./candidate.js";
 import { measuredStepCycles } from "./explain.js";
 
 export type MappingName = "channel groups" | "pipelined" | "plain";
@@ -45,14 +45,9 @@ export interface MappingChoice {
 }
 
 function candidate(model: Model, target: Target, opts: CompileOptions, name: MappingName): MappingCandidate {
-  let result: CompileResult;
-  try {
-    result = compile(model, target, { ...opts, ...mappingOptions(name) });
-  } catch (e) {
-    if (!isUserError(e)) throw e;
-    return { name, result: null, crossbars: 0, bounds: null, steady: Infinity, error: e.diagnostics.map((d) => d.message).join("; ") };
-  }
-  return measured(name, result, target);
+  const c = compileCandidate(() => compile(model, target, { ...opts, ...mappingOptions(name) }));
+  if ("error" in c) return { name, result: null, crossbars: 0, bounds: null, steady: Infinity, error: c.error };
+  return measured(name, c.result, target);
 }
 
 function measured(name: MappingName, result: CompileResult, target: Target): MappingCandidate {

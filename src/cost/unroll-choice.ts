@@ -10,12 +10,13 @@
 // a slower program (on digits/xbar64, before the bound learnt the in-order issue loop, it
 // promised k = 4 63 cycles per time step against k = 1's 102; the program measured 250).
 
-import { fail, isUserError } from "../common/errors.js";
+import { fail } from "../common/errors.js";
 import { MAX_UNROLL } from "../backend/program.js";
 import type { Model } from "../ir/types.js";
 import { compile, type CompileOptions, type CompileResult } from "../pipeline.js";
 import { totalCrossbars, type Target } from "../target/types.js";
 import { stepBounds, type StepBounds } from "./bound.js";
+import { compileCandidate } from "./candidate.js";
 import { measuredStepCycles } from "./explain.js";
 
 export const AUTO_UNROLL_CANDIDATES: readonly number[] = [1, 2, 4, 8];
@@ -42,13 +43,9 @@ export interface UnrollChoice {
 }
 
 function candidate(model: Model, target: Target, opts: CompileOptions, k: number): UnrollCandidate {
-  let result: CompileResult;
-  try {
-    result = compile(model, target, { ...opts, unroll: k });
-  } catch (e) {
-    if (!isUserError(e)) throw e;
-    return { k, result: null, crossbars: 0, fits: false, bounds: null, boundPerTimeStep: Infinity, perTimeStep: Infinity, error: e.diagnostics.map((d) => d.message).join("; ") };
-  }
+  const c = compileCandidate(() => compile(model, target, { ...opts, unroll: k }));
+  if ("error" in c) return { k, result: null, crossbars: 0, fits: false, bounds: null, boundPerTimeStep: Infinity, perTimeStep: Infinity, error: c.error };
+  const result = c.result;
   const crossbars = result.plan.crossbars.length;
   const fits = crossbars <= totalCrossbars(target);
   const bounds = stepBounds(result.program, target);
