@@ -635,7 +635,10 @@ export class Machine {
     // Several input tiles share the host's write: not handled (the exact periodic state may still come).
     if (this.inputTile === -2 || prev.state === null || prev.drift === null || prev.state.length !== state.length) return null;
     const n = this.states.length;
+    // Each tile's drift is its first word's shift; the conditions below are cheap, so they
+    // are checked before the comparison of every word (the costly part, left for last).
     const d = new Float64Array(n);
+    const starts = new Int32Array(n + 1);
     let o = 1;
     for (let ti = 0; ti < n; ti++) {
       const st = this.states[ti]!;
@@ -643,10 +646,11 @@ export class Machine {
       for (const r of st.stepWords) len += 2 * r.len;
       const dt = state[o]! - prev.state[o]!;
       if (!(dt <= 0)) return null;
-      for (let i = o; i < o + len; i++) if (state[i]! - prev.state[i]! !== dt) return null;
       d[ti] = dt;
+      starts[ti] = o;
       o += len;
     }
+    starts[n] = o;
     const t = this.inputTile;
     if (t >= 0 && now.input - prev.drift.input !== d[t]) return null;
     if (d.every((x) => x === 0)) return null;
@@ -665,6 +669,10 @@ export class Machine {
         else drifting = Math.max(drifting, rec.ends[ti]!);
       }
       if (drifting > fixed) return null;
+    }
+    for (let ti = 0; ti < n; ti++) {
+      const dt = d[ti]!;
+      for (let i = starts[ti]!; i < starts[ti + 1]!; i++) if (state[i]! - prev.state[i]! !== dt) return null;
     }
     return d;
   }
