@@ -22,6 +22,7 @@ import { accessOf } from "./access.js";
 import { makeCrossbar, type CrossbarModel } from "./crossbar.js";
 import { addCounts, countsOf, zeroCounts, type EventCounts } from "./energy.js";
 import { MachineMemory, precisionOf, type Memory, type Precision } from "./memory.js";
+import { KernelArena } from "./wasm/arena.js";
 import {
   copyWords,
   functionalPlan,
@@ -295,7 +296,10 @@ export class Machine {
     this.target = target;
     this.precision = precisionOf(target);
     this.vector = new VectorUnit(this.precision.round);
-    this.memory = new MachineMemory(program, this.precision);
+    // Noise-free quantized crossbars run the WebAssembly kernel, which works in tile memory
+    // placed in its arena (src/interp/wasm/arena.ts); same bits as the JavaScript kernels.
+    const arena = noise === null ? KernelArena.forProgram(program, target.crossbar.numerics, target.vector.precision) : null;
+    this.memory = new MachineMemory(program, this.precision, arena?.tiles);
     this.saturationsPerCrossbar = new Float64Array(program.crossbars.length);
     this.conversionsPerCrossbar = new Float64Array(program.crossbars.length);
     this.saturationsPerSymbol = new Float64Array(program.symbols.length);
@@ -305,7 +309,7 @@ export class Machine {
     const perTile = new Array<number>(program.tiles.length).fill(0);
     program.crossbars.forEach((img, index) => {
       const slot = CROSSBAR_SLOT + perTile[img.tile]!++;
-      models.set(img.id, { model: makeCrossbar(img, target.crossbar.numerics, noise), index, slot });
+      models.set(img.id, { model: arena ? arena.crossbar(img) : makeCrossbar(img, target.crossbar.numerics, noise), index, slot });
     });
     // Message slots: sends first (they define the slots), then recvs look theirs up.
     const slots = new Map<string, number>();

@@ -28,8 +28,10 @@ export class MachineMemory {
   constructor(
     private readonly program: Program,
     precision: Precision,
+    /** Tile memories allocated elsewhere (the WebAssembly kernel's arena), in the datapath precision. */
+    tiles?: Memory[],
   ) {
-    this.tiles = program.tiles.map((t) => precision.alloc(t.memoryWords));
+    this.tiles = tiles ?? program.tiles.map((t) => precision.alloc(t.memoryWords));
     this.global = precision.alloc(program.io.globalWords);
   }
 

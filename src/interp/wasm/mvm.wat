@@ -1,0 +1,184 @@
+;; The noise-free quantized MVM (QuantizedCrossbar.mvm in src/interp/crossbar.ts) as a
+;; WebAssembly kernel. The JavaScript kernel spends most of its time in the DAC and ADC
+;; conversions (a division and an exact rounding per row, three divisions and a rounding per
+;; column); here two rows or two columns share each f64x2 instruction. Every lane performs
+;; the float64 operations of the JavaScript kernel, in the same order, with the same IEEE
+;; results (wasm min/max treat NaN and signed zeros like Math.min/max, f32 demotion rounds
+;; like Math.fround), so outputs are bit for bit those of the JavaScript kernel
+;; (test/interp-wasm.test.ts). scripts/gen-wasm.mjs compiles this file to
+;; src/interp/wasm/mvm-module.ts.
+;;
+;; All pointers are byte offsets into the machine's memory (src/interp/wasm/arena.ts): the
+;; tile's local memory (float32 words), the crossbar's ranges (float32), its weight levels
+;; (int16, row-major), its nonzero cells column by column (i32 column starts and rows,
+;; float64 levels; cptr = 0 when the crossbar is stored dense) and two float64 scratch arrays.
+(module
+  (memory (import "env" "memory") 1)
+
+  ;; clamp(roundHalfAway(t), -M, M), as crossbar.ts roundClamp: +-0 and NaN are returned as
+  ;; they are; otherwise t is clamped to +-(M + 1), i = trunc(c), and trunc(2c - 2i) (exact:
+  ;; 2 frac(c)) is +-1 exactly when |frac(c)| >= 1/2.
+  (func $roundClamp (param $t f64) (param $M f64) (result f64)
+    (local $c f64) (local $i f64)
+    (if (i32.or (f64.ne (local.get $t) (local.get $t)) (f64.eq (local.get $t) (f64.const 0)))
+      (then (return (local.get $t))))
+    (local.set $c (f64.max (f64.sub (f64.neg (local.get $M)) (f64.const 1))
+                           (f64.min (f64.add (local.get $M) (f64.const 1)) (local.get $t))))
+    (local.set $i (f64.trunc (local.get $c)))
+    (f64.max (f64.neg (local.get $M))
+      (f64.min (local.get $M)
+        (f64.add (local.get $i)
+          (f64.trunc (f64.sub (f64.mul (f64.const 2) (local.get $c)) (f64.mul (f64.const 2) (local.get $i))))))))
+
+  ;; The same on two lanes; lanes holding +-0 or NaN keep t.
+  (func $roundClamp2 (param $t v128) (param $M f64) (result v128)
+    (local $c v128) (local $i v128) (local $m v128) (local $one v128) (local $two v128) (local $r v128)
+    (local.set $m (f64x2.splat (local.get $M)))
+    (local.set $one (f64x2.splat (f64.const 1)))
+    (local.set $two (f64x2.splat (f64.const 2)))
+    (local.set $c (f64x2.max (f64x2.sub (f64x2.neg (local.get $m)) (local.get $one))
+                             (f64x2.min (f64x2.add (local.get $m) (local.get $one)) (local.get $t))))
+    (local.set $i (f64x2.trunc (local.get $c)))
+    (local.set $r (f64x2.max (f64x2.neg (local.get $m))
+      (f64x2.min (local.get $m)
+        (f64x2.add (local.get $i)
+          (f64x2.trunc (f64x2.sub (f64x2.mul (local.get $two) (local.get $c)) (f64x2.mul (local.get $two) (local.get $i))))))))
+    (v128.bitselect (local.get $t) (local.get $r)
+      (v128.or (f64x2.ne (local.get $t) (local.get $t)) (f64x2.eq (local.get $t) (f64x2.splat (f64.const 0))))))
+
+  ;; One MVM over the window (rowStart, rows, colStart, cols): reads rows float32 words at src,
+  ;; writes (acc: adds to) cols float32 words at dst; returns the number of ADC saturations.
+  (func (export "mvm")
+    (param $inRange i32) (param $colScale i32) (param $outRange i32) (param $levels i32)
+    (param $colPtr i32) (param $cellRow i32) (param $cellVal i32) (param $stride i32)
+    (param $D f64) (param $Q f64)
+    (param $src i32) (param $dst i32) (param $rowStart i32) (param $rows i32) (param $colStart i32) (param $cols i32)
+    (param $acc i32) (param $codes i32) (param $sums i32)
+    (result i32)
+    (local $r i32) (local $j i32) (local $k i32) (local $end i32) (local $p i32) (local $col i32)
+    (local $rr i32) (local $base i32) (local $nan i32) (local $sat i32)
+    (local $c f64) (local $s f64) (local $v f64) (local $range f64) (local $y f64)
+    (local $cv v128) (local $vv v128) (local $rg v128) (local $yv v128) (local $over v128)
+
+    ;; DAC: codes[r] = roundClamp(x_r / inRange[rowStart + r] * D, D), two rows at a time.
+    (block $pairsDone (loop $pairs
+      (br_if $pairsDone (i32.gt_s (i32.add (local.get $r) (i32.const 2)) (local.get $rows)))
+      (local.set $cv (call $roundClamp2
+        (f64x2.mul
+          (f64x2.div
+            (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $src) (i32.shl (local.get $r) (i32.const 2)))))
+            (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $inRange) (i32.shl (i32.add (local.get $rowStart) (local.get $r)) (i32.const 2))))))
+          (f64x2.splat (local.get $D)))
+        (local.get $D)))
+      (v128.store (i32.add (local.get $codes) (i32.shl (local.get $r) (i32.const 3))) (local.get $cv))
+      (local.set $nan (i32.or (local.get $nan) (v128.any_true (f64x2.ne (local.get $cv) (local.get $cv)))))
+      (local.set $r (i32.add (local.get $r) (i32.const 2)))
+      (br $pairs)))
+    (block $rowsDone (loop $rowLoop
+      (br_if $rowsDone (i32.ge_s (local.get $r) (local.get $rows)))
+      (local.set $c (call $roundClamp
+        (f64.mul
+          (f64.div
+            (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $r) (i32.const 2)))))
+            (f64.promote_f32 (f32.load (i32.add (local.get $inRange) (i32.shl (i32.add (local.get $rowStart) (local.get $r)) (i32.const 2))))))
+          (local.get $D))
+        (local.get $D)))
+      (f64.store (i32.add (local.get $codes) (i32.shl (local.get $r) (i32.const 3))) (local.get $c))
+      (local.set $nan (i32.or (local.get $nan) (f64.ne (local.get $c) (local.get $c))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rowLoop)))
+
+    (if (i32.and (i32.ne (local.get $colPtr) (i32.const 0)) (i32.eqz (local.get $nan)))
+      (then
+        ;; Sparse: each column's nonzero cells in ascending row order, rows outside the window skipped.
+        (block $colsDone (loop $colLoop
+          (br_if $colsDone (i32.ge_s (local.get $j) (local.get $cols)))
+          (local.set $p (i32.add (local.get $colPtr) (i32.shl (i32.add (local.get $colStart) (local.get $j)) (i32.const 2))))
+          (local.set $k (i32.load (local.get $p)))
+          (local.set $end (i32.load offset=4 (local.get $p)))
+          (local.set $s (f64.const 0))
+          (block $cellsDone (loop $cellLoop
+            (br_if $cellsDone (i32.ge_s (local.get $k) (local.get $end)))
+            (local.set $rr (i32.sub (i32.load (i32.add (local.get $cellRow) (i32.shl (local.get $k) (i32.const 2)))) (local.get $rowStart)))
+            (if (i32.lt_u (local.get $rr) (local.get $rows))
+              (then (local.set $s (f64.add (local.get $s)
+                (f64.mul (f64.load (i32.add (local.get $codes) (i32.shl (local.get $rr) (i32.const 3))))
+                         (f64.load (i32.add (local.get $cellVal) (i32.shl (local.get $k) (i32.const 3)))))))))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br $cellLoop)))
+          (f64.store (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 3))) (local.get $s))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $colLoop))))
+      (else
+        ;; Dense (also whenever a code is NaN: NaN * 0 reaches every column): rows with code 0 draw no current.
+        (block $zeroDone (loop $zeroLoop
+          (br_if $zeroDone (i32.ge_s (local.get $j) (local.get $cols)))
+          (f64.store (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 3))) (f64.const 0))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $zeroLoop)))
+        (local.set $r (i32.const 0))
+        (block $denseDone (loop $denseRows
+          (br_if $denseDone (i32.ge_s (local.get $r) (local.get $rows)))
+          (local.set $c (f64.load (i32.add (local.get $codes) (i32.shl (local.get $r) (i32.const 3)))))
+          (if (f64.ne (local.get $c) (f64.const 0))
+            (then
+              (local.set $base (i32.add (local.get $levels)
+                (i32.shl (i32.add (i32.mul (i32.add (local.get $rowStart) (local.get $r)) (local.get $stride)) (local.get $colStart)) (i32.const 1))))
+              (local.set $j (i32.const 0))
+              (block $denseColsDone (loop $denseCols
+                (br_if $denseColsDone (i32.ge_s (local.get $j) (local.get $cols)))
+                (local.set $p (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 3))))
+                (f64.store (local.get $p)
+                  (f64.add (f64.load (local.get $p))
+                    (f64.mul (local.get $c) (f64.convert_i32_s (i32.load16_s (i32.add (local.get $base) (i32.shl (local.get $j) (i32.const 1))))))))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $denseCols)))))
+          (local.set $r (i32.add (local.get $r) (i32.const 1)))
+          (br $denseRows)))))
+
+    ;; ADC: v = s * colScale / D; |v| > range counts a saturation;
+    ;; y = roundClamp(v / range * Q, Q) * range / Q, stored (or added) in float32. Two columns at a time.
+    (local.set $j (i32.const 0))
+    (block $outPairsDone (loop $outPairs
+      (br_if $outPairsDone (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $cols)))
+      (local.set $col (i32.add (local.get $colStart) (local.get $j)))
+      (local.set $vv (f64x2.div
+        (f64x2.mul (v128.load (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 3))))
+                   (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $colScale) (i32.shl (local.get $col) (i32.const 2))))))
+        (f64x2.splat (local.get $D))))
+      (local.set $rg (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $outRange) (i32.shl (local.get $col) (i32.const 2))))))
+      ;; A true comparison lane is all ones (-1): subtracting the two lanes counts them.
+      (local.set $over (f64x2.gt (f64x2.abs (local.get $vv)) (local.get $rg)))
+      (local.set $sat (i32.sub (i32.sub (local.get $sat)
+        (i32.wrap_i64 (i64x2.extract_lane 0 (local.get $over))))
+        (i32.wrap_i64 (i64x2.extract_lane 1 (local.get $over)))))
+      (local.set $yv (f64x2.div
+        (f64x2.mul (call $roundClamp2 (f64x2.mul (f64x2.div (local.get $vv) (local.get $rg)) (f64x2.splat (local.get $Q))) (local.get $Q))
+                   (local.get $rg))
+        (f64x2.splat (local.get $Q))))
+      (local.set $p (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))))
+      (if (local.get $acc)
+        (then (local.set $yv (f64x2.add (f64x2.promote_low_f32x4 (v128.load64_zero (local.get $p))) (local.get $yv)))))
+      (v128.store64_lane 0 (local.get $p) (f32x4.demote_f64x2_zero (local.get $yv)))
+      (local.set $j (i32.add (local.get $j) (i32.const 2)))
+      (br $outPairs)))
+    (block $outDone (loop $outLoop
+      (br_if $outDone (i32.ge_s (local.get $j) (local.get $cols)))
+      (local.set $col (i32.add (local.get $colStart) (local.get $j)))
+      (local.set $v (f64.div
+        (f64.mul (f64.load (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 3))))
+                 (f64.promote_f32 (f32.load (i32.add (local.get $colScale) (i32.shl (local.get $col) (i32.const 2))))))
+        (local.get $D)))
+      (local.set $range (f64.promote_f32 (f32.load (i32.add (local.get $outRange) (i32.shl (local.get $col) (i32.const 2))))))
+      (local.set $sat (i32.add (local.get $sat) (f64.gt (f64.abs (local.get $v)) (local.get $range))))
+      (local.set $y (f64.div
+        (f64.mul (call $roundClamp (f64.mul (f64.div (local.get $v) (local.get $range)) (local.get $Q)) (local.get $Q)) (local.get $range))
+        (local.get $Q)))
+      (local.set $p (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))))
+      (if (local.get $acc)
+        (then (f32.store (local.get $p) (f32.demote_f64 (f64.add (f64.promote_f32 (f32.load (local.get $p))) (local.get $y)))))
+        (else (f32.store (local.get $p) (f32.demote_f64 (local.get $y)))))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $outLoop)))
+    (local.get $sat))
+)
