@@ -30,22 +30,6 @@
         (f64.add (local.get $i)
           (f64.trunc (f64.sub (f64.mul (f64.const 2) (local.get $c)) (f64.mul (f64.const 2) (local.get $i))))))))
 
-  ;; The same on two lanes; lanes holding +-0 or NaN keep t.
-  (func $roundClamp2 (param $t v128) (param $M f64) (result v128)
-    (local $c v128) (local $i v128) (local $m v128) (local $one v128) (local $two v128) (local $r v128)
-    (local.set $m (f64x2.splat (local.get $M)))
-    (local.set $one (f64x2.splat (f64.const 1)))
-    (local.set $two (f64x2.splat (f64.const 2)))
-    (local.set $c (f64x2.max (f64x2.sub (f64x2.neg (local.get $m)) (local.get $one))
-                             (f64x2.min (f64x2.add (local.get $m) (local.get $one)) (local.get $t))))
-    (local.set $i (f64x2.trunc (local.get $c)))
-    (local.set $r (f64x2.max (f64x2.neg (local.get $m))
-      (f64x2.min (local.get $m)
-        (f64x2.add (local.get $i)
-          (f64x2.trunc (f64x2.sub (f64x2.mul (local.get $two) (local.get $c)) (f64x2.mul (local.get $two) (local.get $i))))))))
-    (v128.bitselect (local.get $t) (local.get $r)
-      (v128.or (f64x2.ne (local.get $t) (local.get $t)) (f64x2.eq (local.get $t) (f64x2.splat (f64.const 0))))))
-
   ;; One MVM over the window (rowStart, rows, colStart, cols): reads rows float32 words at src,
   ;; writes (acc: adds to) cols float32 words at dst; returns the number of ADC saturations.
   (func (export "mvm")
@@ -59,17 +43,32 @@
     (local $rr i32) (local $base i32) (local $nan i32) (local $sat i32)
     (local $c f64) (local $s f64) (local $v f64) (local $range f64) (local $y f64)
     (local $cv v128) (local $vv v128) (local $rg v128) (local $yv v128) (local $over v128)
+    ;; The two-lane roundClamp, written out at its two uses (it is the hot path, and a call
+    ;; passing v128 values is not inlined): as $roundClamp per lane, lanes holding +-0 or NaN
+    ;; keep t. 2c and 2i are formed as c + c and i + i (the same values).
+    (local $t2 v128) (local $c2 v128) (local $i2 v128) (local $m2 v128)
+    (local $one2 v128) (local $zero2 v128)
+    (local.set $one2 (f64x2.splat (f64.const 1)))
 
     ;; DAC: codes[r] = roundClamp(x_r / inRange[rowStart + r] * D, D), two rows at a time.
     (block $pairsDone (loop $pairs
       (br_if $pairsDone (i32.gt_s (i32.add (local.get $r) (i32.const 2)) (local.get $rows)))
-      (local.set $cv (call $roundClamp2
-        (f64x2.mul
+      (local.set $cv (block (result v128)
+        (local.set $t2 (f64x2.mul
           (f64x2.div
             (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $src) (i32.shl (local.get $r) (i32.const 2)))))
             (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $inRange) (i32.shl (i32.add (local.get $rowStart) (local.get $r)) (i32.const 2))))))
-          (f64x2.splat (local.get $D)))
-        (local.get $D)))
+          (f64x2.splat (local.get $D))))
+        (local.set $m2 (f64x2.splat (local.get $D)))
+        (local.set $c2 (f64x2.max (f64x2.sub (f64x2.neg (local.get $m2)) (local.get $one2))
+                                  (f64x2.min (f64x2.add (local.get $m2) (local.get $one2)) (local.get $t2))))
+        (local.set $i2 (f64x2.trunc (local.get $c2)))
+        (v128.bitselect (local.get $t2)
+          (f64x2.max (f64x2.neg (local.get $m2))
+            (f64x2.min (local.get $m2)
+              (f64x2.add (local.get $i2)
+                (f64x2.trunc (f64x2.sub (f64x2.add (local.get $c2) (local.get $c2)) (f64x2.add (local.get $i2) (local.get $i2)))))))
+          (v128.or (f64x2.ne (local.get $t2) (local.get $t2)) (f64x2.eq (local.get $t2) (local.get $zero2))))))
       (v128.store (i32.add (local.get $codes) (i32.shl (local.get $r) (i32.const 3))) (local.get $cv))
       (local.set $nan (i32.or (local.get $nan) (v128.any_true (f64x2.ne (local.get $cv) (local.get $cv)))))
       (local.set $r (i32.add (local.get $r) (i32.const 2)))
@@ -153,7 +152,18 @@
         (i32.wrap_i64 (i64x2.extract_lane 0 (local.get $over))))
         (i32.wrap_i64 (i64x2.extract_lane 1 (local.get $over)))))
       (local.set $yv (f64x2.div
-        (f64x2.mul (call $roundClamp2 (f64x2.mul (f64x2.div (local.get $vv) (local.get $rg)) (f64x2.splat (local.get $Q))) (local.get $Q))
+        (f64x2.mul (block (result v128)
+        (local.set $t2 (f64x2.mul (f64x2.div (local.get $vv) (local.get $rg)) (f64x2.splat (local.get $Q))))
+        (local.set $m2 (f64x2.splat (local.get $Q)))
+        (local.set $c2 (f64x2.max (f64x2.sub (f64x2.neg (local.get $m2)) (local.get $one2))
+                                  (f64x2.min (f64x2.add (local.get $m2) (local.get $one2)) (local.get $t2))))
+        (local.set $i2 (f64x2.trunc (local.get $c2)))
+        (v128.bitselect (local.get $t2)
+          (f64x2.max (f64x2.neg (local.get $m2))
+            (f64x2.min (local.get $m2)
+              (f64x2.add (local.get $i2)
+                (f64x2.trunc (f64x2.sub (f64x2.add (local.get $c2) (local.get $c2)) (f64x2.add (local.get $i2) (local.get $i2)))))))
+          (v128.or (f64x2.ne (local.get $t2) (local.get $t2)) (f64x2.eq (local.get $t2) (local.get $zero2)))))
                    (local.get $rg))
         (f64x2.splat (local.get $Q))))
       (local.set $p (i32.add (local.get $dst) (i32.shl (local.get $j) (i32.const 2))))
