@@ -9,13 +9,16 @@ import type { CrossbarImage } from "../src/backend/program.js";
 import { Rng } from "../src/common/rng.js";
 import { compile, loadModel } from "../src/pipeline.js";
 import { makeCrossbar, type MvmWindow } from "../src/interp/crossbar.js";
-import { runProgram } from "../src/interp/run.js";
+import { runProgram, type RunOptions } from "../src/interp/run.js";
+import { noiseSetup } from "../src/noise/setup.js";
+import { noiseFromTarget } from "../src/noise/spec.js";
 import { KernelArena } from "../src/interp/wasm/arena.js";
 import { readFloatNpy } from "../src/common/npy.js";
 import { loadTarget } from "../src/target/load.js";
 import type { Numerics } from "../src/target/types.js";
 
 type Quantized = Extract<Numerics, { kind: "quantized" }>;
+type NoiseOptions = RunOptions["noise"];
 
 function image(id: number, rows: number, cols: number, density: number, rng: Rng, exact = false): CrossbarImage {
   const levels = new Int16Array(rows * cols);
@@ -99,6 +102,40 @@ describe("WebAssembly MVM kernel", () => {
       }
   });
 
+  test.each([
+    ["with read noise", true],
+    ["without read noise", false],
+  ])("noisy column sums without IR drop, bit for bit with the JavaScript loops, odd windows included: %s", (_, read) => {
+    const target = loadTarget("xbar64");
+    const full = noiseFromTarget(target.noise);
+    const model = { ...full, irDrop: { ...full.irDrop, wireOhms: 0 }, ...(read ? {} : { read: { ...full.read, sigma: 0, flickerQs: 0 } }) };
+    const q = target.crossbar.numerics as Quantized;
+    const rng = new Rng(23);
+    const img = image(5, 37, 29, 0.5, rng);
+    const models = ["1", "0"].map((env) => {
+      process.env.IMSSA_WASM = env;
+      try {
+        return makeCrossbar(img, q, noiseSetup(target, { model, seed: 4 }, "<test>"));
+      } finally {
+        delete process.env.IMSSA_WASM;
+      }
+    });
+    for (const [wname, win] of windows)
+      for (const mode of ["random", "special", "zeros"] as const) {
+        const w: MvmWindow = { ...win(37, 29), src: 0, dst: 64, acc: false };
+        const x = inputs(w.rows, rng, mode);
+        const mems = models.map((m) => {
+          const mem = new Float32Array(128);
+          mem.set(x, 0);
+          return { mem, sat: m.mvm(mem, w, Math.fround) };
+        });
+        const where = `${wname} ${mode}`;
+        if (mems[0]!.sat !== mems[1]!.sat) throw new Error(`${where}: ${mems[0]!.sat} saturations, JavaScript ${mems[1]!.sat}`);
+        for (let j = 0; j < 128; j++)
+          if (!Object.is(mems[0]!.mem[j], mems[1]!.mem[j])) throw new Error(`${where}: word ${j} is ${mems[0]!.mem[j]}, JavaScript ${mems[1]!.mem[j]}`);
+      }
+  });
+
   test("memory outside the arena takes the JavaScript kernel", () => {
     const rng = new Rng(3);
     const q: Quantized = { kind: "quantized", deviceLevels: 16, dacBits: 8, adcBits: 8 };
@@ -111,23 +148,34 @@ describe("WebAssembly MVM kernel", () => {
     expect(Array.from(mem)).toEqual(Array.from(plain));
   });
 
-  test("the digits example gives the same outputs and report with and without it", () => {
-    const model = loadModel("examples/digits.s4d");
-    const { program } = compile(model, loadTarget("xbar64"));
-    const npy = readFloatNpy("examples/digits-input.npy");
-    const x = npy.data.subarray(0, 2 * 64);
-    const run = (env: string | undefined): string => {
+  describe("the digits example gives the same outputs and report with and without it", () => {
+    const target = loadTarget("xbar64");
+    const { program } = compile(loadModel("examples/digits.s4d"), target);
+    const x = readFloatNpy("examples/digits-input.npy").data;
+    const run = (env: string | undefined, T: number, noise?: NoiseOptions): string => {
       const saved = process.env.IMSSA_WASM;
       if (env === undefined) delete process.env.IMSSA_WASM;
       else process.env.IMSSA_WASM = env;
       try {
-        const r = runProgram(program, x, [2, 64, 1]);
-        return JSON.stringify({ final: Array.from(r.final!, (v) => Object.is(v, -0) ? "-0" : v), report: r.report });
+        const r = runProgram(program, x.subarray(0, 2 * T), [2, T, 1], { noise });
+        return JSON.stringify({ final: Array.from(r.final!, (v) => (Object.is(v, -0) ? "-0" : v)), report: r.report });
       } finally {
         if (saved === undefined) delete process.env.IMSSA_WASM;
         else process.env.IMSSA_WASM = saved;
       }
     };
-    expect(run(undefined)).toBe(run("0"));
+    const full = noiseFromTarget(target.noise);
+    const noIrDrop = { ...full, irDrop: { ...full.irDrop, wireOhms: 0 } };
+
+    test("noise off (the MVM kernel)", () => {
+      expect(run(undefined, 64)).toBe(run("0", 64));
+    });
+
+    test.each([
+      ["target noise without IR drop (column sums and read-noise variances)", noIrDrop],
+      ["target noise without IR drop and read noise (column sums only)", { ...noIrDrop, read: { ...noIrDrop.read, sigma: 0, flickerQs: 0 } }],
+    ])("%s", (_, model) => {
+      expect(run(undefined, 8, { model, seed: 3 })).toBe(run("0", 8, { model, seed: 3 }));
+    });
   });
 });

@@ -17,6 +17,7 @@ import { partActive } from "../noise/spec.js";
 import { readStream, type NoiseStream } from "../noise/streams.js";
 import type { Numerics } from "../target/types.js";
 import type { Memory } from "./memory.js";
+import { noisyKernel, type NoisyKernel } from "./wasm/kernel.js";
 
 const sqrt = Math.sqrt;
 const abs = Math.abs;
@@ -266,6 +267,7 @@ class NoisyCrossbar implements CrossbarModel {
   private readonly dacCurve: number;
   private readonly adcCurve: number;
   private readonly ir: { ratio: number; physRows: number; scratch: IrDropScratch } | null;
+  private readonly kernel: NoisyKernel | null;
 
   constructor(
     readonly image: CrossbarImage,
@@ -277,17 +279,20 @@ class NoisyCrossbar implements CrossbarModel {
     const m = noise.model;
     this.dacMax = 2 ** (dacBits - 1) - 1;
     this.adcMax = 2 ** (adcBits - 1) - 1;
-    this.volts = new Float64Array(image.rows);
-    this.sums = new Float64Array(image.cols);
-    this.vars = new Float64Array(image.cols);
     this.readRng = chip.readVar !== null ? readStream(noise.readSeed, image.id, "read") : null;
+    this.ir = partActive(m, "irDrop")
+      ? { ratio: irDropRatio(m.irDrop.wireOhms, chip.levelsPerUs), physRows: noise.chip.physRows, scratch: new IrDropScratch(image.rows, image.cols) }
+      : null;
+    // Without IR drop the column sums run in the WebAssembly kernel (same bits), which owns
+    // the voltage and sum arrays.
+    this.kernel = this.ir === null ? noisyKernel(chip.rows, chip.cols, chip.weight, chip.readVar) : null;
+    this.volts = this.kernel?.volts ?? new Float64Array(image.rows);
+    this.sums = this.kernel?.sums ?? new Float64Array(image.cols);
+    this.vars = this.kernel?.vars ?? new Float64Array(image.cols);
     this.outputRng = partActive(m, "output") ? readStream(noise.readSeed, image.id, "output") : null;
     this.outputSigma = m.output.sigma;
     this.dacCurve = m.dac.nonlinearity;
     this.adcCurve = m.adc.nonlinearity;
-    this.ir = partActive(m, "irDrop")
-      ? { ratio: irDropRatio(m.irDrop.wireOhms, chip.levelsPerUs), physRows: noise.chip.physRows, scratch: new IrDropScratch(image.rows, image.cols) }
-      : null;
   }
 
   mvm(mem: Memory, w: MvmWindow, round: (x: number) => number): number {
@@ -310,6 +315,8 @@ class NoisyCrossbar implements CrossbarModel {
     const readVar = chip.readVar;
     if (this.ir !== null) {
       irDropSums(chip, volts, w, this.ir.physRows, this.ir.ratio, sums, readVar === null ? null : vars, this.ir.scratch);
+    } else if (this.kernel !== null && rowStart + rows <= this.image.rows && colStart + cols <= this.image.cols) {
+      this.kernel.run(rowStart, rows, colStart, cols);
     } else {
       sums.fill(0, 0, cols);
       const wt = chip.weight;

@@ -14,45 +14,7 @@ import type { CrossbarImage, Program } from "../../backend/program.js";
 import type { Numerics } from "../../target/types.js";
 import { type CrossbarModel, type MvmWindow, makeCrossbar, sparseCols } from "../crossbar.js";
 import type { Memory } from "../memory.js";
-import { MVM_WASM_BASE64 } from "./mvm-module.js";
-
-type MvmFn = (
-  inRange: number,
-  colScale: number,
-  outRange: number,
-  levels: number,
-  colPtr: number,
-  cellRow: number,
-  cellVal: number,
-  stride: number,
-  D: number,
-  Q: number,
-  src: number,
-  dst: number,
-  rowStart: number,
-  rows: number,
-  colStart: number,
-  cols: number,
-  acc: number,
-  codes: number,
-  sums: number,
-) => number;
-
-let compiled: WebAssembly.Module | null | undefined;
-
-/** The kernel module, or null where this Node cannot run it (no WebAssembly SIMD). */
-function kernelModule(): WebAssembly.Module | null {
-  if (compiled === undefined) {
-    const bytes = Buffer.from(MVM_WASM_BASE64, "base64");
-    compiled = typeof WebAssembly === "object" && WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
-  }
-  return compiled;
-}
-
-/** Whether the kernel is switched off (IMSSA_WASM=0: A/B measurements, or a fallback should it ever misbehave). */
-function disabled(): boolean {
-  return process.env.IMSSA_WASM === "0";
-}
+import { kernelModule, type MvmFn } from "./kernel.js";
 
 /** Larger programs keep the JavaScript kernels (the arena's offsets are 32-bit). */
 const MAX_ARENA_BYTES = 2 ** 31;
@@ -142,7 +104,7 @@ export class KernelArena {
 
   /** The arena for tiles of these sizes and these crossbar images (quantized numerics only), or null. */
   static build(tileWords: readonly number[], images: readonly CrossbarImage[], numerics: Numerics): KernelArena | null {
-    if (numerics.kind !== "quantized" || disabled()) return null;
+    if (numerics.kind !== "quantized") return null;
     const module = kernelModule();
     if (module === null || images.some((img) => img.weights.kind !== "levels")) return null;
     const layout = arenaLayout(tileWords, images);

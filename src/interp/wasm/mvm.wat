@@ -191,4 +191,69 @@
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $outLoop)))
     (local.get $sat))
+
+  ;; The analog column sums of a noisy crossbar without IR drop (NoisyCrossbar.mvm in
+  ;; src/interp/crossbar.ts): sums[j] = sum over window rows r with volts[r] != 0, ascending, of
+  ;; volts[r] * weight[rowStart + r][colStart + j], and with read noise (readVar != 0)
+  ;; vars[j] = the same sum of volts[r]^2 * readVar[..]. Two columns per f64x2 instruction,
+  ;; each lane adding its own column's terms in the JavaScript loop's order. volts, sums and
+  ;; vars are float64, weight and readVar float32 (row-major, `stride` columns).
+  (func (export "noisySums")
+    (param $volts i32) (param $weight i32) (param $readVar i32) (param $stride i32)
+    (param $rowStart i32) (param $rows i32) (param $colStart i32) (param $cols i32)
+    (param $sums i32) (param $vars i32)
+    (local $r i32) (local $j i32) (local $v f64) (local $v2 f64) (local $w i32) (local $rv i32) (local $p i32) (local $q i32)
+    (local $vv v128) (local $vv2 v128)
+    (block $zeroDone (loop $zero
+      (br_if $zeroDone (i32.ge_s (local.get $j) (local.get $cols)))
+      (f64.store (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 3))) (f64.const 0))
+      (if (local.get $readVar) (then (f64.store (i32.add (local.get $vars) (i32.shl (local.get $j) (i32.const 3))) (f64.const 0))))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $zero)))
+    (block $rowsDone (loop $rowLoop
+      (br_if $rowsDone (i32.ge_s (local.get $r) (local.get $rows)))
+      (local.set $v (f64.load (i32.add (local.get $volts) (i32.shl (local.get $r) (i32.const 3)))))
+      ;; a row at 0 V draws no current and adds no read noise
+      (if (f64.ne (local.get $v) (f64.const 0))
+        (then
+          (local.set $w (i32.shl (i32.add (i32.mul (i32.add (local.get $rowStart) (local.get $r)) (local.get $stride)) (local.get $colStart)) (i32.const 2)))
+          (local.set $rv (i32.add (local.get $readVar) (local.get $w)))
+          (local.set $w (i32.add (local.get $weight) (local.get $w)))
+          (local.set $vv (f64x2.splat (local.get $v)))
+          (local.set $v2 (f64.mul (local.get $v) (local.get $v)))
+          (local.set $vv2 (f64x2.splat (local.get $v2)))
+          (local.set $j (i32.const 0))
+          (if (i32.eqz (local.get $readVar))
+            (then
+              (block $pairsDone (loop $pairs
+                (br_if $pairsDone (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $cols)))
+                (local.set $p (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 3))))
+                (v128.store (local.get $p) (f64x2.add (v128.load (local.get $p))
+                  (f64x2.mul (local.get $vv) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $w) (i32.shl (local.get $j) (i32.const 2))))))))
+                (local.set $j (i32.add (local.get $j) (i32.const 2)))
+                (br $pairs))))
+            (else
+              (block $pairsVarDone (loop $pairsVar
+                (br_if $pairsVarDone (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $cols)))
+                (local.set $p (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 3))))
+                (v128.store (local.get $p) (f64x2.add (v128.load (local.get $p))
+                  (f64x2.mul (local.get $vv) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $w) (i32.shl (local.get $j) (i32.const 2))))))))
+                (local.set $q (i32.add (local.get $vars) (i32.shl (local.get $j) (i32.const 3))))
+                (v128.store (local.get $q) (f64x2.add (v128.load (local.get $q))
+                  (f64x2.mul (local.get $vv2) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $rv) (i32.shl (local.get $j) (i32.const 2))))))))
+                (local.set $j (i32.add (local.get $j) (i32.const 2)))
+                (br $pairsVar)))))
+          ;; the odd last column
+          (if (i32.lt_s (local.get $j) (local.get $cols))
+            (then
+              (local.set $p (i32.add (local.get $sums) (i32.shl (local.get $j) (i32.const 3))))
+              (f64.store (local.get $p) (f64.add (f64.load (local.get $p))
+                (f64.mul (local.get $v) (f64.promote_f32 (f32.load (i32.add (local.get $w) (i32.shl (local.get $j) (i32.const 2))))))))
+              (if (local.get $readVar)
+                (then
+                  (local.set $q (i32.add (local.get $vars) (i32.shl (local.get $j) (i32.const 3))))
+                  (f64.store (local.get $q) (f64.add (f64.load (local.get $q))
+                    (f64.mul (local.get $v2) (f64.promote_f32 (f32.load (i32.add (local.get $rv) (i32.shl (local.get $j) (i32.const 2))))))))))))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rowLoop))))
 )
