@@ -10,7 +10,10 @@ import { Rng } from "../src/common/rng.js";
 import { compile, loadModel } from "../src/pipeline.js";
 import { makeCrossbar, type MvmWindow } from "../src/interp/crossbar.js";
 import { runProgram, type RunOptions } from "../src/interp/run.js";
+import { programCrossbar } from "../src/noise/chip.js";
+import { irDropRatio, irDropSums, IrDropScratch } from "../src/noise/ir-drop.js";
 import { noiseSetup } from "../src/noise/setup.js";
+import { irDropKernel } from "../src/interp/wasm/kernel.js";
 import { noiseFromTarget } from "../src/noise/spec.js";
 import { KernelArena } from "../src/interp/wasm/arena.js";
 import { readFloatNpy } from "../src/common/npy.js";
@@ -136,6 +139,43 @@ describe("WebAssembly MVM kernel", () => {
       }
   });
 
+  test("IR-drop column sums bit for bit with irDropSums: window widths 1 to 9 (every remainder of the 4- and 2-column passes), offsets, 0 V rows, with and without read variances", () => {
+    const rows = 14;
+    const cols = 11;
+    const rng = new Rng(29);
+    const levels = Int16Array.from({ length: rows * cols }, () => Math.round(rng.uniform() * 14 - 7));
+    const m = noiseFromTarget(loadTarget("xbar64").noise);
+    const model = { ...m, irDrop: { ...m.irDrop, wireOhms: 3 }, read: { ...m.read, sigma: 0.05 } };
+    const chip = programCrossbar({ id: 3, rows, cols, levels }, { gMinUs: 0.1, gMaxUs: 25, maxLevel: 7 }, model, 9);
+    const kernel = irDropKernel(chip)!;
+    expect(kernel).not.toBeNull();
+    const scratch = new IrDropScratch(rows, cols);
+    const r = irDropRatio(3, chip.levelsPerUs);
+    let compared = 0;
+    for (let width = 1; width <= 9; width++)
+      for (const [rowStart, n] of [
+        [0, rows],
+        [3, 7],
+        [13, 1],
+      ] as const)
+        for (const withVars of [false, true]) {
+          const w = { rowStart, rows: n, colStart: cols - width - (width % 2), cols: width };
+          const volts = Float64Array.from({ length: n }, (_, i) => (i % 4 === 1 ? (i % 8 === 1 ? -0 : 0) : Math.round(rng.uniform() * 254 - 127) + rng.uniform() * 0.01));
+          const want = new Float64Array(width);
+          const wantVars = withVars ? new Float64Array(width) : null;
+          irDropSums(chip, volts, w, rows + 3, r, want, wantVars, scratch);
+          kernel.volts.set(volts);
+          kernel.run(w.rowStart, w.rows, w.colStart, w.cols, rows + 3, r, withVars);
+          const where = `window ${JSON.stringify(w)} vars=${withVars}`;
+          for (let j = 0; j < width; j++) {
+            if (!Object.is(kernel.sums[j], want[j])) throw new Error(`${where}: sum ${j} is ${kernel.sums[j]}, irDropSums ${want[j]}`);
+            if (withVars && !Object.is(kernel.vars[j], wantVars![j])) throw new Error(`${where}: variance ${j} is ${kernel.vars[j]}, irDropSums ${wantVars![j]}`);
+          }
+          compared += width;
+        }
+    expect(compared).toBe(6 * 45);
+  });
+
   test("memory outside the arena takes the JavaScript kernel", () => {
     const rng = new Rng(3);
     const q: Quantized = { kind: "quantized", deviceLevels: 16, dacBits: 8, adcBits: 8 };
@@ -174,6 +214,7 @@ describe("WebAssembly MVM kernel", () => {
     test.each([
       ["target noise without IR drop (column sums and read-noise variances)", noIrDrop],
       ["target noise without IR drop and read noise (column sums only)", { ...noIrDrop, read: { ...noIrDrop.read, sigma: 0, flickerQs: 0 } }],
+      ["target noise (IR drop)", full],
     ])("%s", (_, model) => {
       expect(run(undefined, 8, { model, seed: 3 })).toBe(run("0", 8, { model, seed: 3 }));
     });

@@ -17,7 +17,7 @@ import { partActive } from "../noise/spec.js";
 import { readStream, type NoiseStream } from "../noise/streams.js";
 import type { Numerics } from "../target/types.js";
 import type { Memory } from "./memory.js";
-import { noisyKernel, type NoisyKernel } from "./wasm/kernel.js";
+import { irDropKernel, noisyKernel, type IrDropKernel, type NoisyKernel } from "./wasm/kernel.js";
 
 const sqrt = Math.sqrt;
 const abs = Math.abs;
@@ -267,7 +267,8 @@ class NoisyCrossbar implements CrossbarModel {
   private readonly dacCurve: number;
   private readonly adcCurve: number;
   private readonly ir: { ratio: number; physRows: number; scratch: IrDropScratch } | null;
-  private readonly kernel: NoisyKernel | null;
+  private readonly sumsKernel: NoisyKernel | null;
+  private readonly irKernel: IrDropKernel | null;
 
   constructor(
     readonly image: CrossbarImage,
@@ -283,12 +284,14 @@ class NoisyCrossbar implements CrossbarModel {
     this.ir = partActive(m, "irDrop")
       ? { ratio: irDropRatio(m.irDrop.wireOhms, chip.levelsPerUs), physRows: noise.chip.physRows, scratch: new IrDropScratch(image.rows, image.cols) }
       : null;
-    // Without IR drop the column sums run in the WebAssembly kernel (same bits), which owns
-    // the voltage and sum arrays.
-    this.kernel = this.ir === null ? noisyKernel(chip.rows, chip.cols, chip.weight, chip.readVar) : null;
-    this.volts = this.kernel?.volts ?? new Float64Array(image.rows);
-    this.sums = this.kernel?.sums ?? new Float64Array(image.cols);
-    this.vars = this.kernel?.vars ?? new Float64Array(image.cols);
+    // The column sums run in a WebAssembly kernel (same bits), which owns the voltage and
+    // sum arrays.
+    this.sumsKernel = this.ir === null ? noisyKernel(chip.rows, chip.cols, chip.weight, chip.readVar) : null;
+    this.irKernel = this.ir !== null ? irDropKernel(chip) : null;
+    const arrays = this.sumsKernel ?? this.irKernel;
+    this.volts = arrays?.volts ?? new Float64Array(image.rows);
+    this.sums = arrays?.sums ?? new Float64Array(image.cols);
+    this.vars = arrays?.vars ?? new Float64Array(image.cols);
     this.outputRng = partActive(m, "output") ? readStream(noise.readSeed, image.id, "output") : null;
     this.outputSigma = m.output.sigma;
     this.dacCurve = m.dac.nonlinearity;
@@ -313,10 +316,12 @@ class NoisyCrossbar implements CrossbarModel {
     const sums = this.sums;
     const vars = this.vars;
     const readVar = chip.readVar;
+    const inside = rowStart + rows <= this.image.rows && colStart + cols <= this.image.cols;
     if (this.ir !== null) {
-      irDropSums(chip, volts, w, this.ir.physRows, this.ir.ratio, sums, readVar === null ? null : vars, this.ir.scratch);
-    } else if (this.kernel !== null && rowStart + rows <= this.image.rows && colStart + cols <= this.image.cols) {
-      this.kernel.run(rowStart, rows, colStart, cols);
+      if (this.irKernel !== null && inside) this.irKernel.run(rowStart, rows, colStart, cols, this.ir.physRows, this.ir.ratio, readVar !== null);
+      else irDropSums(chip, volts, w, this.ir.physRows, this.ir.ratio, sums, readVar === null ? null : vars, this.ir.scratch);
+    } else if (this.sumsKernel !== null && inside) {
+      this.sumsKernel.run(rowStart, rows, colStart, cols);
     } else {
       sums.fill(0, 0, cols);
       const wt = chip.weight;
