@@ -37,7 +37,7 @@ export function irDropRatio(wireOhms: number, levelsPerUs: number): number {
  * column-major, so that the bit-line sweeps walk contiguous memory. Same values, same
  * operations in the same order: the sums are bit-identical to reading the chip's arrays.
  */
-export interface IrDropLayout {
+interface IrDropLayout {
   chip: ProgrammedCrossbar;
   gSum: Float64Array;
   gPlusT: Float32Array;
@@ -52,7 +52,7 @@ function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
   return t;
 }
 
-export function layoutOf(chip: ProgrammedCrossbar): IrDropLayout {
+function layoutOf(chip: ProgrammedCrossbar): IrDropLayout {
   const gp = chip.gPlus!;
   const gm = chip.gMinus!;
   const gSum = new Float64Array(gp.length);

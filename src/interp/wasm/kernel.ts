@@ -2,7 +2,6 @@
 // of them. See src/interp/wasm/arena.ts for the noise-free MVM.
 
 import type { ProgrammedCrossbar } from "../../noise/chip.js";
-import { layoutOf } from "../../noise/ir-drop.js";
 import { MVM_WASM_BASE64 } from "./mvm-module.js";
 
 export type MvmFn = (
@@ -89,10 +88,14 @@ export function noisyKernel(rows: number, cols: number, weight: Float32Array, re
 
 type IrDropSumsFn = (
   gSum: number,
-  gp: number,
-  gm: number,
-  vp: number,
-  vm: number,
+  gp0: number,
+  gp1: number,
+  gm0: number,
+  gm1: number,
+  vp0: number,
+  vp1: number,
+  vm0: number,
+  vm1: number,
   height: number,
   stride: number,
   rowStart: number,
@@ -112,8 +115,8 @@ type IrDropSumsFn = (
 /**
  * The IR-drop column sums of one noisy crossbar (src/noise/ir-drop.ts irDropSums, same
  * operations per column in the same order) in its own kernel memory, which holds the
- * chip's conductances in irDropSums' layout: the caller writes `volts` and reads `sums` (and
- * `vars` when `withVars`) after `run`. Null where the kernel is not available.
+ * chip's conductances: the caller writes `volts` and reads `sums` (and `vars` when
+ * `withVars`) after `run`. Null where the kernel is not available.
  */
 export interface IrDropKernel {
   volts: Float64Array;
@@ -122,11 +125,33 @@ export interface IrDropKernel {
   run(rowStart: number, rows: number, colStart: number, cols: number, physRows: number, r: number, withVars: boolean): void;
 }
 
+/**
+ * A row-major rows x cols array as the kernel's two pair-interleaved copies: copy p holds
+ * the column pairs (p, p+1), (p+2, p+3) ..., each as rows x 2 values, 0 past the last column.
+ */
+function pairArrays(a: Float32Array, rows: number, cols: number): [Float32Array, Float32Array] {
+  return [0, 1].map((p) => {
+    const pairs = Math.ceil((cols - p) / 2);
+    const out = new Float32Array(pairs * rows * 2);
+    for (let q = 0; q < pairs; q++)
+      for (let i = 0; i < rows; i++)
+        for (let lane = 0; lane < 2; lane++) {
+          const c = p + 2 * q + lane;
+          if (c < cols) out[(q * rows + i) * 2 + lane] = a[i * cols + c]!;
+        }
+    return out;
+  }) as [Float32Array, Float32Array];
+}
+
 export function irDropKernel(chip: ProgrammedCrossbar): IrDropKernel | null {
   const module = kernelModule();
   if (module === null || chip.gPlus === null || chip.gMinus === null) return null;
-  const l = layoutOf(chip);
   const { rows, cols } = chip;
+  // g+ + g- per cell in float64, as irDropSums' layout has it.
+  const gPlus = chip.gPlus;
+  const gMinus = chip.gMinus;
+  const gSumValues = Float64Array.from(gPlus, (g, i) => g + gMinus[i]!);
+  const sources = [chip.gPlus, chip.gMinus, chip.varPlus, chip.varMinus].map((a) => (a === null ? null : pairArrays(a, rows, cols)));
   let top = 8;
   const take = (bytes: number): number => {
     const at = top;
@@ -135,12 +160,10 @@ export function irDropKernel(chip: ProgrammedCrossbar): IrDropKernel | null {
   };
   const n = rows * cols;
   const gSum = take(8 * n);
-  const gp = take(4 * n);
-  const gm = take(4 * n);
-  const vp = l.varPlusT === null ? 0 : take(4 * n);
-  const vm = l.varMinusT === null ? 0 : take(4 * n);
+  // Per source array, its two copies' offsets (0, 0 when absent).
+  const offsets = sources.map((pair) => (pair === null ? [0, 0] : pair.map((a) => take(4 * a.length))));
   const volts = take(8 * rows);
-  const wl = take(8 * n);
+  const wl = take(8 * (n + 1));
   const pp = take(32 * rows);
   const pm = take(32 * rows);
   const sums = take(8 * cols);
@@ -148,19 +171,18 @@ export function irDropKernel(chip: ProgrammedCrossbar): IrDropKernel | null {
   const memory = new WebAssembly.Memory({ initial: Math.ceil(top / 65536) });
   const fn = new WebAssembly.Instance(module, { env: { memory } }).exports.irDropSums as IrDropSumsFn;
   const buf = memory.buffer;
-  new Float64Array(buf, gSum, n).set(l.gSum);
-  new Float32Array(buf, gp, n).set(l.gPlusT);
-  new Float32Array(buf, gm, n).set(l.gMinusT);
-  if (l.varPlusT !== null) new Float32Array(buf, vp, n).set(l.varPlusT);
-  if (l.varMinusT !== null) new Float32Array(buf, vm, n).set(l.varMinusT);
-  const withVarsOk = vp !== 0 && vm !== 0;
+  new Float64Array(buf, gSum, n).set(gSumValues);
+  sources.forEach((pair, k) => pair?.forEach((a, p) => new Float32Array(buf, offsets[k]![p]!, a.length).set(a)));
+  const [[gp0, gp1], [gm0, gm1], [vp0, vp1], [vm0, vm1]] = offsets as [number, number][];
+  const withVarsOk = vp0 !== 0 && vm0 !== 0;
   return {
     volts: new Float64Array(buf, volts, rows),
     sums: new Float64Array(buf, sums, cols),
     vars: new Float64Array(buf, vars, cols),
     run: (rowStart, nRows, colStart, nCols, physRows, r, withVars) => {
       if (withVars && !withVarsOk) throw new Error("internal error: read-noise variances without the chip's variance arrays");
-      fn(gSum, gp, gm, withVars ? vp : 0, withVars ? vm : 0, rows, cols, rowStart, nRows, colStart, nCols, volts, wl, pp, pm, physRows - rowStart - nRows, r, sums, vars);
+      const v = withVars ? 1 : 0;
+      fn(gSum, gp0!, gp1!, gm0!, gm1!, v * vp0!, v * vp1!, v * vm0!, v * vm1!, rows, cols, rowStart, nRows, colStart, nCols, volts, wl, pp, pm, physRows - rowStart - nRows, r, sums, vars);
     },
   };
 }
