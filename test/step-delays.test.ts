@@ -11,7 +11,11 @@ import { decodeProgram, encodeProgram } from "../src/backend/container.js";
 import { formatAsm } from "../src/backend/asm.js";
 import type { Instr } from "../src/backend/isa.js";
 import type { Program } from "../src/backend/program.js";
+import { maxDelay } from "../src/backend/delays.js";
+import { formatReport } from "../src/interp/report.js";
 import { runProgram } from "../src/interp/run.js";
+import { compile, loadModel } from "../src/pipeline.js";
+import { loadTarget } from "../src/target/load.js";
 import { execProgram } from "./helpers/exec-program.js";
 import { ProgramBuilder, smallTimingTarget } from "./helpers/program-builder.js";
 import { userErrors } from "./helpers/user-error.js";
@@ -92,6 +96,30 @@ describe("step delays", () => {
     expect(b.sections.drain!.cycles).toBe(33);
     expect(b.sequenceCycles).toBe(33 + 36 + 33 + 33 + 33);
     expect(a.sequenceCycles).toBe(66 + 3 * 44);
+  });
+
+  test("the report keeps the partial prologue rounds 1..D-1 out of the steady average", () => {
+    const { program } = compile(loadModel("examples/tiny.s4d"), loadTarget("xbar64"), { pipelineSteps: true });
+    const D = maxDelay(program);
+    expect(D).toBeGreaterThanOrEqual(2);
+    const T = 12;
+    const n = program.io.inputs[0]!.size;
+    const x = Float32Array.from({ length: 2 * T * n }, (_, i) => Math.sin(0.3 * i));
+    const r = runProgram(program, x, [2, T, n]).report;
+    const s = r.sections;
+    expect(s.stepFirst.runs).toBe(2);
+    expect(s.prologue!.runs).toBe(2 * (D - 1));
+    expect(s.stepSteady!.runs).toBe(2 * (T - D));
+    expect(s.drain!.runs).toBe(2 * D);
+    // A prologue round runs only part of the stream.
+    expect(s.prologue!.instructions).toBeLessThan(s.stepSteady!.instructions);
+    // Every round is counted once.
+    const total = [s.init, s.stepFirst, s.prologue!, s.stepSteady!, s.drain!, s.final].reduce((a, x) => a + x.cycles * x.runs, 0);
+    expect(total).toBeCloseTo(r.totalCycles, 6);
+    expect(formatReport(r)).toContain("prologue");
+    // Without step delays there is no prologue section.
+    const plainRun = runProgram(compile(loadModel("examples/tiny.s4d"), loadTarget("xbar64")).program, x, [2, T, n]).report;
+    expect(plainRun.sections.prologue).toBeUndefined();
   });
 
   test("timing reuse after the prologue equals timing every round", () => {

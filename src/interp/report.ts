@@ -39,7 +39,12 @@ export interface RunReport {
   sections: {
     init: SectionStats;
     stepFirst: SectionStats;
-    /** Average over steps 2..T of every sequence; null when T = 1. */
+    /**
+     * Average over rounds 1..D-1 of a program with step delays (docs/ISA.md "Step delays"),
+     * which run only part of the stream; absent without.
+     */
+    prologue?: SectionStats;
+    /** Average over steps 2..T of every sequence (rounds D..T-1 with step delays); null when there are none. */
     stepSteady: SectionStats | null;
     /** Average over the drain rounds of a program with step delays (docs/ISA.md "Step delays"); absent without. */
     drain?: SectionStats;
@@ -124,6 +129,8 @@ export interface ReportInputs {
   steps: number;
   init: SectionAccumulator;
   stepFirst: SectionAccumulator;
+  /** Prologue rounds 1..D-1 of a program with step delays; absent or empty: none. */
+  prologue?: SectionAccumulator;
   stepSteady: SectionAccumulator;
   /** Drain rounds of a program with step delays (docs/ISA.md "Step delays"); absent: none. */
   drain?: SectionAccumulator;
@@ -154,7 +161,7 @@ export function buildReport(x: ReportInputs): RunReport {
   const p = x.program;
   const units = unitCounts(p);
   const all = new SectionAccumulator();
-  for (const acc of [x.init, x.stepFirst, x.stepSteady, ...(x.drain ? [x.drain] : []), x.final]) {
+  for (const acc of [x.init, x.stepFirst, ...(x.prologue ? [x.prologue] : []), x.stepSteady, ...(x.drain ? [x.drain] : []), x.final]) {
     all.runs += acc.runs;
     all.cycles += acc.cycles;
     all.instructions += acc.instructions;
@@ -191,7 +198,14 @@ export function buildReport(x: ReportInputs): RunReport {
     steps: x.steps,
     tiles: p.tiles.length,
     units,
-    sections: { init: x.init.stats(t, units), stepFirst, stepSteady, ...(x.drain && x.drain.runs > 0 ? { drain: x.drain.stats(t, units) } : {}), final: x.final.stats(t, units) },
+    sections: {
+      init: x.init.stats(t, units),
+      stepFirst,
+      ...(x.prologue && x.prologue.runs > 0 ? { prologue: x.prologue.stats(t, units) } : {}),
+      stepSteady,
+      ...(x.drain && x.drain.runs > 0 ? { drain: x.drain.stats(t, units) } : {}),
+      final: x.final.stats(t, units),
+    },
     sequenceCycles,
     totalCycles,
     latency: { stepSeconds: perStep.cycles / t.clockHz, sequenceSeconds: sequenceCycles / t.clockHz, totalSeconds },
@@ -254,6 +268,7 @@ export function formatReport(r: RunReport): string {
   const cols: [string, SectionStats | null][] = [
     ["init", s.init],
     ["step (first)", s.stepFirst],
+    ["prologue", s.prologue ?? null],
     ["step (steady)", s.stepSteady],
     ["drain", s.drain ?? null],
     ["final", s.final],
@@ -265,7 +280,7 @@ export function formatReport(r: RunReport): string {
   out.push(
     table([
       ["section", ...present.map((c) => c[0])],
-      // Averages over runs (e.g. steady steps of a program with step delays, whose first rounds run part of the stream) to one decimal.
+      // Averages over runs (e.g. the steady steps, or the prologue rounds of a program with step delays) to one decimal.
       ["cycles", ...present.map((c) => avg(c[1].cycles))],
       ["instructions", ...present.map((c) => avg(c[1].instructions))],
       ["MACs", ...present.map((c) => avg(c[1].macs))],

@@ -123,7 +123,17 @@ export function runProgram(p: Program, input: Float32Array, shape: [number, numb
   const dFinal = totalSize(p.io.finalOutputs);
   const step = p.io.stepOutputs.length > 0 ? new Float32Array(B * T * dOut) : null;
   const final = p.io.finalOutputs.length > 0 ? new Float32Array(B * dFinal) : null;
-  const acc = { init: new SectionAccumulator(), stepFirst: new SectionAccumulator(), stepSteady: new SectionAccumulator(), drain: new SectionAccumulator(), final: new SectionAccumulator() };
+  const acc = {
+    init: new SectionAccumulator(),
+    stepFirst: new SectionAccumulator(),
+    prologue: new SectionAccumulator(),
+    stepSteady: new SectionAccumulator(),
+    drain: new SectionAccumulator(),
+    final: new SectionAccumulator(),
+  };
+  // Rounds 1 .. D-1 of a program with step delays run only part of the stream (prologue):
+  // they are reported apart, so that the steady average is over full rounds only.
+  const prologueEnd = Math.min(rounds - programT, programT);
   const schedule: ScheduledInstr[] | undefined = opts.trace ? [] : undefined;
   const spans: SectionSpan[] = [];
   const global = machine.memory.global;
@@ -146,7 +156,7 @@ export function runProgram(p: Program, input: Float32Array, shape: [number, numb
         if (n < k) global.fill(0, inBuf.addr + n * dIn, inBuf.addr + k * dIn);
       }
       const run = machine.runSection("step", programT, r === 0 ? traced : undefined);
-      (r === 0 ? acc.stepFirst : r < programT ? acc.stepSteady : acc.drain).add(run);
+      (r === 0 ? acc.stepFirst : r < prologueEnd ? acc.prologue : r < programT ? acc.stepSteady : acc.drain).add(run);
       if (traced && r === 0) spans.push({ name: "step 0", start: run.start, cycles: run.cycles });
       if (step) readStepOutputs(global, p.io.stepOutputs, delays, r, k, T, step, b * T * dOut, dOut);
     }
