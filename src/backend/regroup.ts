@@ -34,7 +34,9 @@ function componentOf(m: BlockMatrix): { id: (i: number) => number; cols: Map<num
   const cols = new Map<number, number[]>();
   for (let j = 0; j < m.cols; j++) {
     const root = find(m.rows + j);
-    cols.set(root, [...(cols.get(root) ?? []), j]);
+    const list = cols.get(root);
+    if (list) list.push(j);
+    else cols.set(root, [j]);
   }
   const nonzero = new Set<number>();
   for (const b of m.blocks)
@@ -42,19 +44,47 @@ function componentOf(m: BlockMatrix): { id: (i: number) => number; cols: Map<num
   return { id: find, cols, nonzero };
 }
 
-/** `m` restricted to the entries whose row belongs to a component in `keep` (zeros elsewhere). */
-function restrict(m: BlockMatrix, rowComponent: (i: number) => number, keep: ReadonlySet<number>): BlockMatrix {
-  const blocks: MatrixBlock[] = [];
-  for (const b of m.blocks) {
-    let any = false;
-    const data = b.data.map((v, k) => {
-      const ok = v !== 0 && keep.has(rowComponent(b.row + Math.floor(k / b.cols)));
-      any ||= ok;
-      return ok ? v : 0;
+/**
+ * `m` restricted to the entries whose row belongs to a component in `keep` (zeros elsewhere),
+ * for many `keep` sets of one matrix. The greedy grouping below asks this once per channel
+ * with the group so far; walking every block of the matrix each time made it quadratic in
+ * the channels (H = 256: most of the compile). Each block's components are found once, and
+ * a restriction visits only the blocks of its components, in matrix order, so it returns
+ * the same blocks as the walk over all of them.
+ */
+class Restrictor {
+  /** Per block: the components of the rows of its nonzero entries. */
+  private readonly blockComps: number[][];
+  private readonly byComp = new Map<number, number[]>();
+
+  constructor(
+    private readonly m: BlockMatrix,
+    private readonly rowComponent: (i: number) => number,
+  ) {
+    this.blockComps = m.blocks.map((b, bi) => {
+      const comps = new Set<number>();
+      for (let k = 0; k < b.data.length; k++) if (b.data[k] !== 0) comps.add(rowComponent(b.row + Math.floor(k / b.cols)));
+      for (const c of comps) {
+        const list = this.byComp.get(c);
+        if (list) list.push(bi);
+        else this.byComp.set(c, [bi]);
+      }
+      return [...comps];
     });
-    if (any) blocks.push({ ...b, data });
   }
-  return { rows: m.rows, cols: m.cols, blocks };
+
+  restrict(keep: ReadonlySet<number>): BlockMatrix {
+    const touched = new Set<number>();
+    for (const c of keep) for (const bi of this.byComp.get(c) ?? []) touched.add(bi);
+    const blocks: MatrixBlock[] = [];
+    for (const bi of [...touched].sort((a, b) => a - b)) {
+      const b = this.m.blocks[bi]!;
+      const whole = this.blockComps[bi]!.every((c) => keep.has(c));
+      const data = whole ? b.data.map((v) => (v !== 0 ? v : 0)) : b.data.map((v, k) => (v !== 0 && keep.has(this.rowComponent(b.row + Math.floor(k / b.cols))) ? v : 0));
+      blocks.push({ ...b, data });
+    }
+    return { rows: this.m.rows, cols: this.m.cols, blocks };
+  }
 }
 
 /** Crossbars the packer needs for `m` alone. */
@@ -76,7 +106,8 @@ export function channelGroups(op: MatMulOp, R: number, C: number, perTile: numbe
   // Columns without any nonzero weight form empty components: nothing to place.
   const roots = [...comp.cols.entries()].filter(([root]) => comp.nonzero.has(root)).sort((a, b) => a[1][0]! - b[1][0]!).map(([r]) => r);
   if (roots.length < 2) return null;
-  const fits = (group: number[]): boolean => crossbarsFor(restrict(op.weight, comp.id, new Set(group)), R, C) <= perTile;
+  const restrictor = new Restrictor(op.weight, comp.id);
+  const fits = (group: number[]): boolean => crossbarsFor(restrictor.restrict(new Set(group)), R, C) <= perTile;
   // Greedy in column order: a group takes components while its pieces still pack into one
   // tile's crossbars. Components are not all alike (a mode whose input and output weights
   // quantize to zero is a component of its own), so the groups are not evened out by count.
@@ -146,8 +177,8 @@ export function tileForLocality(model: Model, target: Target): CrossbarPlan {
       rest.push(op);
       continue;
     }
-    const comp = componentOf(op.weight);
-    for (const g of groups) subs.push({ model: withOps(model, [{ ...op, weight: restrict(op.weight, comp.id, g) }], []) });
+    const restrictor = new Restrictor(op.weight, componentOf(op.weight).id);
+    for (const g of groups) subs.push({ model: withOps(model, [{ ...op, weight: restrictor.restrict(g) }], []) });
   }
   if (subs.length === 0) return plain();
   const unlimited: Target = { ...target, tiles: { ...target.tiles, count: "unlimited" } };
