@@ -266,7 +266,9 @@ class NoisyCrossbar implements CrossbarModel {
   private readonly outputSigma: number;
   private readonly dacCurve: number;
   private readonly adcCurve: number;
-  private readonly ir: { ratio: number; physRows: number; scratch: IrDropScratch } | null;
+  private readonly ir: { ratio: number; physRows: number } | null;
+  /** The JavaScript IR-drop sweep's buffers, made on its first use (the kernel has its own). */
+  private irScratch: IrDropScratch | null = null;
   private readonly sumsKernel: NoisyKernel | null;
   private readonly irKernel: IrDropKernel | null;
 
@@ -282,7 +284,7 @@ class NoisyCrossbar implements CrossbarModel {
     this.adcMax = 2 ** (adcBits - 1) - 1;
     this.readRng = chip.readVar !== null ? readStream(noise.readSeed, image.id, "read") : null;
     this.ir = partActive(m, "irDrop")
-      ? { ratio: irDropRatio(m.irDrop.wireOhms, chip.levelsPerUs), physRows: noise.chip.physRows, scratch: new IrDropScratch(image.rows, image.cols) }
+      ? { ratio: irDropRatio(m.irDrop.wireOhms, chip.levelsPerUs), physRows: noise.chip.physRows }
       : null;
     // The column sums run in a WebAssembly kernel (same bits), which owns the voltage and
     // sum arrays.
@@ -319,7 +321,10 @@ class NoisyCrossbar implements CrossbarModel {
     const inside = rowStart + rows <= this.image.rows && colStart + cols <= this.image.cols;
     if (this.ir !== null) {
       if (this.irKernel !== null && inside) this.irKernel.run(rowStart, rows, colStart, cols, this.ir.physRows, this.ir.ratio, readVar !== null);
-      else irDropSums(chip, volts, w, this.ir.physRows, this.ir.ratio, sums, readVar === null ? null : vars, this.ir.scratch);
+      else {
+        this.irScratch ??= new IrDropScratch(this.image.rows, this.image.cols);
+        irDropSums(chip, volts, w, this.ir.physRows, this.ir.ratio, sums, readVar === null ? null : vars, this.irScratch);
+      }
     } else if (this.sumsKernel !== null && inside) {
       this.sumsKernel.run(rowStart, rows, colStart, cols);
     } else {

@@ -16,7 +16,7 @@ import { Machine, type ScheduledInstr } from "./machine.js";
 import { buildReport, SectionAccumulator, type RunReport } from "./report.js";
 import { buildTrace, type SectionSpan, type TraceEvent } from "./trace.js";
 import { checkProgram } from "./verify.js";
-import { outputDelays, roundsOf } from "../backend/delays.js";
+import { maxDelay, outputDelays, roundsOf } from "../backend/delays.js";
 
 export interface RunOptions {
   /** Record the schedule of the first sequence's init, first step and final as a trace. */
@@ -133,7 +133,7 @@ export function runProgram(p: Program, input: Float32Array, shape: [number, numb
   };
   // Rounds 1 .. D-1 of a program with step delays run only part of the stream (prologue):
   // they are reported apart, so that the steady average is over full rounds only.
-  const prologueEnd = Math.min(rounds - programT, programT);
+  const prologueEnd = Math.min(maxDelay(p), programT);
   const schedule: ScheduledInstr[] | undefined = opts.trace ? [] : undefined;
   const spans: SectionSpan[] = [];
   const global = machine.memory.global;

@@ -14,11 +14,10 @@ import type { CrossbarImage, Program } from "../../backend/program.js";
 import type { Numerics } from "../../target/types.js";
 import { type CrossbarModel, type MvmWindow, makeCrossbar, sparseCols } from "../crossbar.js";
 import type { Memory } from "../memory.js";
-import { kernelModule, type MvmFn } from "./kernel.js";
+import { instantiate, KernelLayout, kernelModule, type MvmFn } from "./kernel.js";
 
 /** Larger programs keep the JavaScript kernels (the arena's offsets are 32-bit). */
 const MAX_ARENA_BYTES = 2 ** 31;
-const PAGE = 65536;
 
 /** Byte offsets of one crossbar's data in the arena. */
 interface CrossbarLayout {
@@ -42,18 +41,13 @@ interface ArenaLayout {
   /** Float64 scratch for the DAC codes and the column sums of one MVM. */
   codes: number;
   sums: number;
-  bytes: number;
+  layout: KernelLayout;
 }
 
 function arenaLayout(tileWords: readonly number[], images: readonly CrossbarImage[]): ArenaLayout {
-  // Offset 0 stays unused: a colPtr of 0 means "no sparse cells".
-  let top = 8;
-  const take = (bytes: number): number => {
-    const at = top;
-    top = Math.ceil((top + bytes) / 8) * 8;
-    return at;
-  };
-  const tileAt = tileWords.map((w) => take(4 * w));
+  // KernelLayout never hands out offset 0, so a colPtr of 0 can mean "no sparse cells".
+  const layout = new KernelLayout();
+  const tileAt = tileWords.map((w) => layout.take(4 * w));
   let maxRows = 1;
   let maxCols = 1;
   const crossbars = images.map((image): CrossbarLayout => {
@@ -65,19 +59,19 @@ function arenaLayout(tileWords: readonly number[], images: readonly CrossbarImag
     return {
       image,
       levels,
-      inRange: take(4 * rows),
-      colScale: take(4 * cols),
-      outRange: take(4 * cols),
-      levelsAt: take(2 * rows * cols),
-      colPtr: cells ? take(4 * (cols + 1)) : 0,
-      cellRow: cells ? take(4 * cells.row.length) : 0,
-      cellVal: cells ? take(8 * cells.val.length) : 0,
+      inRange: layout.take(4 * rows),
+      colScale: layout.take(4 * cols),
+      outRange: layout.take(4 * cols),
+      levelsAt: layout.take(2 * rows * cols),
+      colPtr: cells ? layout.take(4 * (cols + 1)) : 0,
+      cellRow: cells ? layout.take(4 * cells.row.length) : 0,
+      cellVal: cells ? layout.take(8 * cells.val.length) : 0,
       cells,
     };
   });
-  const codes = take(8 * maxRows);
-  const sums = take(8 * maxCols);
-  return { tileAt, crossbars, codes, sums, bytes: top };
+  const codes = layout.take(8 * maxRows);
+  const sums = layout.take(8 * maxCols);
+  return { tileAt, crossbars, codes, sums, layout };
 }
 
 export class KernelArena {
@@ -108,7 +102,7 @@ export class KernelArena {
     const module = kernelModule();
     if (module === null || images.some((img) => img.weights.kind !== "levels")) return null;
     const layout = arenaLayout(tileWords, images);
-    if (layout.bytes > MAX_ARENA_BYTES) return null;
+    if (layout.layout.bytes > MAX_ARENA_BYTES) return null;
     return new KernelArena(module, tileWords, layout, numerics);
   }
 
@@ -118,10 +112,9 @@ export class KernelArena {
     layout: ArenaLayout,
     private readonly numerics: Extract<Numerics, { kind: "quantized" }>,
   ) {
-    const memory = new WebAssembly.Memory({ initial: Math.ceil(layout.bytes / PAGE) });
-    const instance = new WebAssembly.Instance(module, { env: { memory } });
-    this.mvm = instance.exports.mvm as MvmFn;
-    this.buffer = memory.buffer;
+    const { exports, buffer } = instantiate(module, layout.layout);
+    this.mvm = exports.mvm as MvmFn;
+    this.buffer = buffer;
     this.codes = layout.codes;
     this.sums = layout.sums;
     const buf = this.buffer;

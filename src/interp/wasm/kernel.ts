@@ -42,6 +42,30 @@ export function kernelModule(): WebAssembly.Module | null {
   return compiled;
 }
 
+/**
+ * Byte offsets in a kernel memory, 8-byte aligned, handed out in order. Offset 0 is never
+ * handed out, so the kernels can take 0 to mean "absent".
+ */
+export class KernelLayout {
+  private top = 8;
+
+  take(bytes: number): number {
+    const at = this.top;
+    this.top = Math.ceil((this.top + bytes) / 8) * 8;
+    return at;
+  }
+
+  get bytes(): number {
+    return this.top;
+  }
+}
+
+/** An instance of the kernel module on a fresh memory large enough for `layout`. */
+export function instantiate(module: WebAssembly.Module, layout: KernelLayout): { exports: Record<string, unknown>; buffer: ArrayBuffer } {
+  const memory = new WebAssembly.Memory({ initial: Math.ceil(layout.bytes / 65536) });
+  return { exports: new WebAssembly.Instance(module, { env: { memory } }).exports, buffer: memory.buffer };
+}
+
 type NoisySumsFn = (volts: number, weight: number, readVar: number, stride: number, rowStart: number, rows: number, colStart: number, cols: number, sums: number, vars: number) => void;
 
 /**
@@ -60,20 +84,14 @@ export interface NoisyKernel {
 export function noisyKernel(rows: number, cols: number, weight: Float32Array, readVar: Float32Array | null): NoisyKernel | null {
   const module = kernelModule();
   if (module === null) return null;
-  let top = 8;
-  const take = (bytes: number): number => {
-    const at = top;
-    top = Math.ceil((top + bytes) / 8) * 8;
-    return at;
-  };
-  const w = take(4 * rows * cols);
-  const rv = readVar === null ? 0 : take(4 * rows * cols);
-  const volts = take(8 * rows);
-  const sums = take(8 * cols);
-  const vars = take(8 * cols);
-  const memory = new WebAssembly.Memory({ initial: Math.ceil(top / 65536) });
-  const fn = new WebAssembly.Instance(module, { env: { memory } }).exports.noisySums as NoisySumsFn;
-  const buf = memory.buffer;
+  const layout = new KernelLayout();
+  const w = layout.take(4 * rows * cols);
+  const rv = readVar === null ? 0 : layout.take(4 * rows * cols);
+  const volts = layout.take(8 * rows);
+  const sums = layout.take(8 * cols);
+  const vars = layout.take(8 * cols);
+  const { exports, buffer: buf } = instantiate(module, layout);
+  const fn = exports.noisySums as NoisySumsFn;
   new Float32Array(buf, w, rows * cols).set(weight);
   if (readVar !== null) new Float32Array(buf, rv, rows * cols).set(readVar);
   return {
@@ -152,25 +170,19 @@ export function irDropKernel(chip: ProgrammedCrossbar): IrDropKernel | null {
   const gMinus = chip.gMinus;
   const gSumValues = Float64Array.from(gPlus, (g, i) => g + gMinus[i]!);
   const sources = [chip.gPlus, chip.gMinus, chip.varPlus, chip.varMinus].map((a) => (a === null ? null : pairArrays(a, rows, cols)));
-  let top = 8;
-  const take = (bytes: number): number => {
-    const at = top;
-    top = Math.ceil((top + bytes) / 8) * 8;
-    return at;
-  };
+  const layout = new KernelLayout();
   const n = rows * cols;
-  const gSum = take(8 * n);
+  const gSum = layout.take(8 * n);
   // Per source array, its two copies' offsets (0, 0 when absent).
-  const offsets = sources.map((pair) => (pair === null ? [0, 0] : pair.map((a) => take(4 * a.length))));
-  const volts = take(8 * rows);
-  const wl = take(8 * (n + 1));
-  const pp = take(32 * rows);
-  const pm = take(32 * rows);
-  const sums = take(8 * cols);
-  const vars = take(8 * cols);
-  const memory = new WebAssembly.Memory({ initial: Math.ceil(top / 65536) });
-  const fn = new WebAssembly.Instance(module, { env: { memory } }).exports.irDropSums as IrDropSumsFn;
-  const buf = memory.buffer;
+  const offsets = sources.map((pair) => (pair === null ? [0, 0] : pair.map((a) => layout.take(4 * a.length))));
+  const volts = layout.take(8 * rows);
+  const wl = layout.take(8 * (n + 1));
+  const pp = layout.take(32 * rows);
+  const pm = layout.take(32 * rows);
+  const sums = layout.take(8 * cols);
+  const vars = layout.take(8 * cols);
+  const { exports, buffer: buf } = instantiate(module, layout);
+  const fn = exports.irDropSums as IrDropSumsFn;
   new Float64Array(buf, gSum, n).set(gSumValues);
   sources.forEach((pair, k) => pair?.forEach((a, p) => new Float32Array(buf, offsets[k]![p]!, a.length).set(a)));
   const [[gp0, gp1], [gm0, gm1], [vp0, vp1], [vm0, vm1]] = offsets as [number, number][];
