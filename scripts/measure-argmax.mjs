@@ -1,7 +1,7 @@
 // Argmax agreement between the chip (interpreter) and the float reference for the trained
 // classification fixtures on held-out digits (test split), per target (after `npm run build`):
 //   node scripts/measure-argmax.mjs [--targets xbar64,ideal] [--limit N] [--fixtures scan_cls_op17,...] [--no-state-scaling]
-//                                   [--recurrence direct|residual|direct,residual] [--unroll 1,2,4]
+//                                   [--recurrence direct|residual|direct,residual] [--unroll 1,2,4] [--weight-slices k]
 // Ranges are calibrated on 64 training-split sequences (digits_train64*.input.npy), never on
 // the sequences measured. The float reference is the fixture's ONNX Runtime/PyTorch output
 // where one is committed for these inputs, checked against the IR's float evaluation.
@@ -24,6 +24,7 @@ const stateScaling = !process.argv.includes("--no-state-scaling");
 // One or more recurrence forms (src/passes/residual.ts); default: the compiler's default.
 const recurrences = arg("--recurrence", "default").split(",").map((r) => (r === "default" ? undefined : r));
 // One or more unroll factors (src/passes/unroll.ts); the test sequences' length must be a multiple of each.
+const weightSlices = Number(arg("--weight-slices", "1"));
 const unrolls = arg("--unroll", "1").split(",").map(Number);
 const FIXTURES = {
   scan_cls_op17: { onnx: "scan_cls_op17.onnx", input: "scan_cls_op17.input.npy", output: "scan_cls_op17.output.npy", calibration: "digits_train64_rows.input.npy" },
@@ -55,7 +56,7 @@ for (const name of names) {
   for (const t of targets) {
     for (const recurrence of recurrences) {
       for (const unroll of unrolls) {
-        const { program } = compile(model, loadTarget(t), { calibration: cal, stateScaling, recurrence, unroll });
+        const { program } = compile(model, loadTarget(t), { calibration: cal, stateScaling, recurrence, unroll, weightSlices });
         const out = runProgram(program, x.data, x.shape).final;
         console.log(`${name} ${t} state-scaling=${stateScaling ? "on" : "off"} recurrence=${recurrence ?? "default"} unroll=${unroll} argmax agreement vs ORT ${argmaxAgreement(out, ortOut, 10).toFixed(3)}`);
       }

@@ -21,7 +21,7 @@ import { chunkSequence, unroll } from "./passes/unroll.js";
 import { DEFAULT_RECURRENCE, residualRecurrence, type RecurrenceForm } from "./passes/residual.js";
 import { pluginIdentity, type LoadedPlugin } from "./target/plugin.js";
 import { splitS4DForPlugin, unquantizeTaken, withoutTaken } from "./target/plugin-split.js";
-import type { Target } from "./target/types.js";
+import { defaultWeightSlices, type Target } from "./target/types.js";
 
 export const COMPILER_VERSION = "0.1.0";
 
@@ -99,6 +99,8 @@ export interface CompileOptions {
   unroll?: number;
   /** Software-pipeline the tiles' step streams with step delays (src/backend/software-pipeline.ts); default off. */
   pipelineSteps?: boolean;
+  /** Device pairs per weight (src/passes/slice-weights.ts, 1..MAX_WEIGHT_SLICES); default: the target's `numerics.weightSlices`, else 1. */
+  weightSlices?: number;
 }
 
 /**
@@ -139,7 +141,9 @@ export function compile(model: Model, target: Target, opts: CompileOptions = {})
   const split = plugin?.plugin.lowerS4dState ? splitS4DForPlugin(unrolled) : null;
   const lowered = split?.model ?? unrolled;
   if (split) checkModel(lowered, `${where} (after splitting S4D layers for target plugin ${plugin!.plugin.name})`);
-  const quantizedAll = quantize(lowered, target, calibration);
+  const slices = opts.weightSlices ?? defaultWeightSlices(target);
+  if (slices !== 1 && plugin !== null) return fail("unsupported", `weight slicing (${slices} slices): target "${target.name}" has a plugin (${target.plugin}); compile with --weight-slices 1`, { file: target.source.file });
+  const quantizedAll = quantize(lowered, target, calibration, { weightSlices: slices });
   checkModel(quantizedAll, `${where} (after quantization)`);
   // The plugin's matmuls are not on crossbars: float weights, no quant record, no crossbar pieces.
   const quantized = split ? unquantizeTaken(quantizedAll, lowered, split.taken) : quantizedAll;

@@ -21,6 +21,8 @@ import { chooseMapping, formatMappingChoice, MAPPINGS, mappingOptions, type Mapp
 import { DEFAULT_RECURRENCE, RECURRENCE_FORMS, type RecurrenceForm } from "../passes/residual.js";
 import { chooseUnroll, formatUnrollChoice, parseUnroll } from "../cost/unroll-choice.js";
 import { MAX_UNROLL } from "../passes/unroll.js";
+import { MAX_WEIGHT_SLICES, parseWeightSlices } from "../passes/slice-weights.js";
+import { defaultWeightSlices } from "../target/types.js";
 
 const MAPPING_ARGS = ["auto", "groups", "pipelined", "plain"] as const;
 const MAPPING_OF: Record<Exclude<MappingArg, "auto">, MappingName> = { groups: "channel groups", pipelined: "pipelined", plain: "plain" };
@@ -47,6 +49,7 @@ interface Options {
   stateScaling?: boolean;
   recurrence?: RecurrenceForm;
   unroll?: string;
+  weightSlices?: string;
 }
 
 function defaultOutput(model: string, emit: Emit): string {
@@ -85,6 +88,7 @@ async function main(argv: string[]): Promise<void> {
         .default("auto"),
     )
     .option("--no-group-channels", "same as --mapping plain")
+    .option("--weight-slices <k>", `store every weight on k device pairs (1..${MAX_WEIGHT_SLICES}), each slice rounding what the previous ones left, on its own crossbar columns: about 2(deviceLevels - 1) times smaller weight error per slice for k times the columns; default: the target's numerics.weightSlices, else 1 (docs/QUANTIZATION.md "Weight slicing")`)
     .option("--debug", "show stack traces for internal errors")
     .showHelpAfterError();
   cmd.parse(argv);
@@ -99,6 +103,9 @@ async function main(argv: string[]): Promise<void> {
   const unrollArg = opts.unroll === undefined ? 1 : parseUnroll(opts.unroll);
   if (unrollArg !== 1 && opts.compare !== undefined) fail("usage", "--unroll does not apply to --compare (it compares one-step programs); compile each target with --unroll instead");
   if (unrollArg !== 1 && opts.emit === "ir") fail("usage", "--unroll does not apply to --emit ir (the model-level IR has no program steps); use --emit lowered-ir to see the unrolled IR");
+  const weightSlices = opts.weightSlices === undefined ? undefined : parseWeightSlices(opts.weightSlices);
+  if (weightSlices !== undefined && opts.compare !== undefined) fail("usage", "--weight-slices does not apply to --compare (each target compiles with its own numerics.weightSlices); compile each target with --weight-slices instead");
+  if (weightSlices !== undefined && weightSlices !== 1 && opts.emit === "qat-config") fail("usage", "--emit qat-config describes one weight grid per matmul; QAT of sliced weights is not supported (compile without --weight-slices)");
   if (unrollArg !== 1 && opts.emit === "qat-config") fail("usage", "--emit qat-config describes one-step programs; QAT of unrolled programs is not supported (compile without --unroll)");
 
   const model = loadModel(modelFile, { state: parseStatePairs(opts.state ?? []) });
@@ -117,7 +124,16 @@ async function main(argv: string[]): Promise<void> {
   if (plugin !== null && emit === "qat-config")
     fail("unsupported", `--emit qat-config describes crossbar numerics only; target "${target.name}" computes parts of the model in its plugin (${target.plugin}), which QAT does not model`, { file: target.source.file });
   const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
-  const baseOpts = { calibration, sourceName: modelFile, plugin, stateScaling: opts.stateScaling !== false, recurrence: opts.recurrence ?? DEFAULT_RECURRENCE };
+  if (emit === "qat-config" && weightSlices === undefined && defaultWeightSlices(target) !== 1)
+    fail("unsupported", `--emit qat-config describes one weight grid per matmul, but target "${target.name}" slices weights (numerics.weightSlices ${defaultWeightSlices(target)}); add --weight-slices 1`, { file: target.source.file });
+  const baseOpts = {
+    calibration,
+    sourceName: modelFile,
+    plugin,
+    stateScaling: opts.stateScaling !== false,
+    recurrence: opts.recurrence ?? DEFAULT_RECURRENCE,
+    ...(weightSlices !== undefined ? { weightSlices } : {}),
+  };
   const mapping: MappingArg = opts.groupChannels === false ? "plain" : (opts.mapping ?? "auto");
   if (opts.groupChannels === false && opts.mapping !== undefined && opts.mapping !== "auto" && opts.mapping !== "plain") fail("usage", `--no-group-channels contradicts --mapping ${opts.mapping}`);
   // --unroll auto picks k with channel groups unless the plain packer was asked for; the mapping is then chosen at that k.

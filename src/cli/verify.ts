@@ -11,6 +11,7 @@ import { COMPILER_VERSION, loadModel, parseStatePairs, readCalibration } from ".
 import { loadTargetWithPlugin } from "../target/plugin.js";
 import { formatVerify, verifyModel } from "../verify/index.js";
 import { parseUnroll } from "../cost/unroll-choice.js";
+import { parseWeightSlices } from "../passes/slice-weights.js";
 import { DEFAULT_RECURRENCE, RECURRENCE_FORMS, type RecurrenceForm } from "../passes/residual.js";
 
 export const EXIT_VERIFY_FAILED = 3;
@@ -24,6 +25,7 @@ interface Options {
   state?: string[];
   unroll?: string;
   recurrence?: RecurrenceForm;
+  weightSlices?: string;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -44,6 +46,7 @@ async function main(argv: string[]): Promise<void> {
     .option("--state <IN:OUT>", "ONNX step graphs: pair a state input with its output (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option("--recurrence <form>", "S4D recurrence on the crossbar, as imssa-compile --recurrence").choices(RECURRENCE_FORMS as unknown as string[]).default(DEFAULT_RECURRENCE))
     .option("--unroll <k>", "compile with k time steps per program step (imssa-compile --unroll; auto is not accepted here)")
+    .option("--weight-slices <k>", "store every weight on k device pairs, as imssa-compile --weight-slices; default: the target's")
     .option("--debug", "show stack traces for internal errors")
     .showHelpAfterError();
   cmd.parse(argv);
@@ -56,11 +59,12 @@ async function main(argv: string[]): Promise<void> {
   }
   const unroll = opts.unroll === undefined ? 1 : parseUnroll(opts.unroll);
   if (unroll === "auto") fail("usage", "imssa-verify --unroll takes an integer k (imssa-compile --unroll auto --explain shows which k it picks)");
+  const weightSlices = opts.weightSlices === undefined ? undefined : parseWeightSlices(opts.weightSlices);
   const model = loadModel(modelFile, { state: parseStatePairs(opts.state ?? []) });
   const { target, plugin } = await loadTargetWithPlugin(opts.target);
   const { shape, data } = readFloatNpy(opts.input!);
   const calibration = opts.calibrate ? readCalibration(model, opts.calibrate) : null;
-  const result = verifyModel(model, target, data, shape, { calibration, tolerance, inputFile: opts.input!, plugin, unroll, recurrence: opts.recurrence ?? DEFAULT_RECURRENCE });
+  const result = verifyModel(model, target, data, shape, { calibration, tolerance, inputFile: opts.input!, plugin, unroll, recurrence: opts.recurrence ?? DEFAULT_RECURRENCE, ...(weightSlices !== undefined ? { weightSlices } : {}) });
   process.stdout.write(formatVerify(result, model.name, target.name));
   if (opts.json) {
     const { compiled: _compiled, ...rest } = result;

@@ -312,3 +312,36 @@ export function stabilizeS4DModes(float: BlockMatrix, quantized: BlockMatrix, co
   });
   return result;
 }
+
+/**
+ * Weight slicing (src/passes/slice-weights.ts) stores a fused S4D matrix as a sum of parts on
+ * separate crossbar columns: parts[0] is the stabilized level grid of `float`, the later parts
+ * round what the earlier ones left. Their sum lies closer to the float block than parts[0]
+ * alone, and so can again land on radius >= 1 for a mode whose float radius is just below 1.
+ * For such a mode the later parts' entries of that mode are set to zero (in place), which
+ * leaves parts[0], stable by stabilizeS4DModes. Returns the modes treated so.
+ */
+export function dropUnstableRefinements(float: BlockMatrix, parts: readonly BlockMatrix[], at: number | StateBlock): number[] {
+  const block: StateBlock = typeof at === "number" ? { row: 0, col: 0, length: at, residual: false } : at;
+  const id = block.residual ? 1 : 0;
+  const dropped: number[] = [];
+  const modes = locateModes(float, parts[0]!, block);
+  const f = [0, 0, 0, 0];
+  const sum = [0, 0, 0, 0];
+  modes.forEach((loc, mode) => {
+    for (let e = 0; e < 4; e++) {
+      const k = loc.block[e]!;
+      f[e] = k < 0 ? 0 : float.blocks[k]!.data[loc.index[e]!]!;
+      sum[e] = 0;
+      if (k >= 0) for (const p of parts) sum[e] += p.blocks[k]!.data[loc.index[e]!]!;
+    }
+    if (!(spectralRadius2(id + f[0]!, f[1]!, f[2]!, id + f[3]!) < 1)) return;
+    if (spectralRadius2(id + sum[0]!, sum[1]!, sum[2]!, id + sum[3]!) < 1) return;
+    dropped.push(mode);
+    for (let e = 0; e < 4; e++) {
+      const k = loc.block[e]!;
+      if (k >= 0) for (let p = 1; p < parts.length; p++) parts[p]!.blocks[k]!.data[loc.index[e]!] = 0;
+    }
+  });
+  return dropped;
+}

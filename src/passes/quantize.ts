@@ -20,6 +20,10 @@
 // for the pre-bias sum. Both are the calibrated abs-max times RANGE_MARGIN, computed on the
 // weight-quantized model (the ranges the hardware will actually see).
 //
+// Weight slicing (opts.weightSlices > 1, src/passes/slice-weights.ts): a matmul not on one
+// grid already becomes the slices side by side plus slice and add ops; the ranges below are
+// calibrated on that model, so each slice gets its own ADC ranges.
+//
 // Float targets (numerics "float"): weights stay exact and maxLevel is 0, meaning "float
 // weights, not on a level grid"; colScale is then 1 everywhere (W = q * 1 with float q).
 // Ranges are still calibrated and recorded (reports use them). A layer with an explicit
@@ -32,8 +36,10 @@ import type { MatMulOp, MatQuant, Model, Op } from "../ir/types.js";
 import { maxWeightLevel, type Target } from "../target/types.js";
 import { calibrate, matmulKey, type Section } from "./calibrate.js";
 import { requestedLevels } from "./quant-request.js";
-import { stabilizeS4DModes } from "./quant-s4d.js";
+import { dropUnstableRefinements, stabilizeS4DModes, type StateBlock } from "./quant-s4d.js";
 import { quantizeMatrix } from "./quant-weights.js";
+import { negligibleResidual, residualOf, slicedMatmul, type WeightSlices } from "./slice-weights.js";
+import { NameSource } from "../ir/names.js";
 
 /** Headroom over the calibrated abs-max: inputs slightly outside the calibration set are not clipped. */
 export const RANGE_MARGIN = 1.1;
@@ -64,7 +70,15 @@ function levelFor(model: Model, target: Target, section: Section, op: MatMulOp):
   return wanted;
 }
 
-export function quantize(model: Model, target: Target, calibration: Record<string, Float64Array[]>[] | null): Model {
+export interface QuantizeOptions {
+  /**
+   * Device pairs per weight (src/passes/slice-weights.ts); default 1. Layers with a requested
+   * level count and matmuls already on one level grid are not sliced.
+   */
+  weightSlices?: number;
+}
+
+export function quantize(model: Model, target: Target, calibration: Record<string, Float64Array[]>[] | null, opts: QuantizeOptions = {}): Model {
   if (model.level !== "lowered") {
     throw new UserError("semantic", `quantization expects an IR of level "lowered", got "${model.level}"`, { file: model.name });
   }
@@ -78,8 +92,10 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
     return n;
   };
   const colScales = new Map<string, { maxLevel: number; colScale: number[] }>();
+  const slices = opts.weightSlices ?? 1;
+  const names = slices > 1 ? new NameSource([...model.inputs.map((i) => i.name), ...model.sections.step.map((o) => o.out), ...model.sections.final.map((o) => o.out)]) : null;
   // Every op is copied here (weights by quantizeMatrix), so the result shares nothing with `model`.
-  const quantOp = (section: Section) => (op: Op): Op => {
+  const quantOp = (section: Section) => (op: Op): Op | Op[] => {
     if (op.op !== "matmul") return structuredClone(op);
     const maxLevel = levelFor(model, target, section, op);
     if (maxLevel === 0) {
@@ -87,14 +103,29 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
       return structuredClone(op);
     }
     const q = quantizeMatrix(op.weight, maxLevel);
+    // Residual form (src/passes/residual.ts): the block holds dA - I, stability is checked on I + q(dA - I).
+    const at: number | StateBlock = op.origin !== "s4d" ? 0 : op.residual ? { ...op.residual, residual: true } : stateLength(section, op);
     if (op.origin === "s4d") {
-      // Residual form (src/passes/residual.ts): the block holds dA - I, stability is checked on I + q(dA - I).
-      const at = op.residual ? { ...op.residual, residual: true } : stateLength(section, op);
       try {
         stabilizeS4DModes(op.weight, q.weight, q.colScale, at, maxLevel);
       } catch (e) {
         if (e instanceof UserError) throw new UserError(e.kind, e.diagnostics.map((d) => ({ ...d, location: { file: model.name, path: op.layer ?? op.out } })));
         throw e;
+      }
+    }
+    if (names !== null && q.exactColumns < op.weight.cols && requestedLevels(model, section, op.out) === undefined) {
+      const sliced: WeightSlices = { parts: [q.weight], colScales: [q.colScale] };
+      for (let rest = residualOf(op.weight, q.weight); sliced.parts.length < slices && !negligibleResidual(rest, sliced.colScales[sliced.colScales.length - 1]!); ) {
+        const next = quantizeMatrix(rest, maxLevel);
+        sliced.parts.push(next.weight);
+        sliced.colScales.push(next.colScale);
+        rest = residualOf(rest, next.weight);
+      }
+      if (op.origin === "s4d") dropUnstableRefinements(op.weight, sliced.parts, at);
+      if (sliced.parts.length > 1) {
+        const r = slicedMatmul(op, sliced, names);
+        colScales.set(matmulKey(section, r.matmul.out), { maxLevel, colScale: r.colScale });
+        return r.ops;
       }
     }
     colScales.set(matmulKey(section, op.out), { maxLevel, colScale: Array.from(q.colScale) });
@@ -103,7 +134,7 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
   };
   const weighted: Model = {
     ...model,
-    sections: { step: model.sections.step.map(quantOp("step")), final: model.sections.final.map(quantOp("final")) },
+    sections: { step: model.sections.step.flatMap(quantOp("step")), final: model.sections.final.flatMap(quantOp("final")) },
   };
 
   // 2. Ranges, measured on the weight-quantized model.

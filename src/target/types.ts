@@ -16,6 +16,8 @@ export type Numerics =
       dacBits: number;
       /** ADC resolution, signed, same convention. */
       adcBits: number;
+      /** Device pairs per weight the compiler uses by default (src/passes/slice-weights.ts); absent: 1. */
+      weightSlices?: number;
     };
 
 export interface CrossbarSpec {
@@ -150,6 +152,12 @@ export interface Target {
 export function maxWeightLevel(t: Target): number | null {
   const n = t.crossbar.numerics;
   return n.kind === "quantized" ? n.deviceLevels - 1 : null;
+}
+
+/** Device pairs per weight the target's compiler uses unless told otherwise (numerics.weightSlices). */
+export function defaultWeightSlices(t: Target): number {
+  const n = t.crossbar.numerics;
+  return n.kind === "quantized" ? (n.weightSlices ?? 1) : 1;
 }
 
 export function totalCrossbars(t: Target): number {

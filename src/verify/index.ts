@@ -43,6 +43,8 @@ export interface VerifyOptions {
   unroll?: number;
   /** S4D recurrence form on the crossbars (src/passes/residual.ts); default the compiler's. */
   recurrence?: RecurrenceForm;
+  /** Device pairs per weight (src/passes/slice-weights.ts); default the target's. */
+  weightSlices?: number;
 }
 
 /** Slices output `name` out of an interpreter result laid out [rows, total width] by `bufs` order. */
@@ -67,7 +69,7 @@ export function verifyModel(model: Model, target: Target, input: Float32Array, s
   const d = model.inputs[0]!.size;
   const plugin = opts.plugin ?? null;
   const k = opts.unroll ?? 1;
-  const compiled = compile(model, target, { calibration: opts.calibration, plugin, unroll: k, ...(opts.recurrence ? { recurrence: opts.recurrence } : {}) });
+  const compiled = compile(model, target, { calibration: opts.calibration, plugin, unroll: k, ...(opts.recurrence ? { recurrence: opts.recurrence } : {}), ...(opts.weightSlices !== undefined ? { weightSlices: opts.weightSlices } : {}) });
   const run = runProgram(compiled.program, input, [B, T, d], { inputFile: opts.inputFile, plugin });
   const reference = sequences.map((s) => evaluateSequence(model, s));
   // An unrolled quantized IR runs k time steps per step: its bound is derived on the chunked
