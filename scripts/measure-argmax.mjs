@@ -23,8 +23,9 @@ const limit = Number(arg("--limit", "200"));
 const stateScaling = !process.argv.includes("--no-state-scaling");
 // One or more recurrence forms (src/passes/residual.ts); default: the compiler's default.
 const recurrences = arg("--recurrence", "default").split(",").map((r) => (r === "default" ? undefined : r));
-// One or more unroll factors (src/passes/unroll.ts); the test sequences' length must be a multiple of each.
+// Device pairs per weight (src/passes/slice-weights.ts); default 1.
 const weightSlices = Number(arg("--weight-slices", "1"));
+// One or more unroll factors (src/passes/unroll.ts); the test sequences' length must be a multiple of each.
 const unrolls = arg("--unroll", "1").split(",").map(Number);
 const FIXTURES = {
   scan_cls_op17: { onnx: "scan_cls_op17.onnx", input: "scan_cls_op17.input.npy", output: "scan_cls_op17.output.npy", calibration: "digits_train64_rows.input.npy" },
@@ -58,7 +59,7 @@ for (const name of names) {
       for (const unroll of unrolls) {
         const { program } = compile(model, loadTarget(t), { calibration: cal, stateScaling, recurrence, unroll, weightSlices });
         const out = runProgram(program, x.data, x.shape).final;
-        console.log(`${name} ${t} state-scaling=${stateScaling ? "on" : "off"} recurrence=${recurrence ?? "default"} unroll=${unroll} argmax agreement vs ORT ${argmaxAgreement(out, ortOut, 10).toFixed(3)}`);
+        console.log(`${name} ${t} state-scaling=${stateScaling ? "on" : "off"} recurrence=${recurrence ?? "default"} unroll=${unroll} weight-slices=${weightSlices} argmax agreement vs ORT ${argmaxAgreement(out, ortOut, 10).toFixed(3)}`);
       }
     }
   }

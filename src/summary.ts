@@ -4,6 +4,7 @@
 import { summarizeProgram, type ProgramSummary } from "./backend/asm.js";
 import { SECTION_NAMES, type SectionName } from "./backend/program.js";
 import { matrixLowerBound } from "./passes/tile.js";
+import { SLICED_MATMULS_META, SLICES_META } from "./passes/slice-weights.js";
 import type { CompileResult } from "./pipeline.js";
 import type { Target } from "./target/types.js";
 import { totalCrossbars } from "./target/types.js";
@@ -31,6 +32,8 @@ export interface CompileSummary {
   instructions: Record<SectionName, number>;
   instructionsByOpcode: ProgramSummary["byOpcode"];
   layers: LayerUsage[];
+  /** Weight slicing (src/passes/slice-weights.ts): slices per weight, matmuls sliced, matmuls on crossbars. */
+  weightSlices?: { slices: number; sliced: number; matmuls: number };
 }
 
 export function summarize(result: CompileResult, target: Target): CompileSummary {
@@ -73,7 +76,18 @@ export function summarize(result: CompileResult, target: Target): CompileSummary
     instructions: code.instructions,
     instructionsByOpcode: code.byOpcode,
     layers: [...layerMap.values()],
+    ...sliceSummary(result),
   };
+}
+
+function sliceSummary(result: CompileResult): Pick<CompileSummary, "weightSlices"> {
+  const meta = result.quantized.meta ?? {};
+  const slices = meta[SLICES_META];
+  const sliced = meta[SLICED_MATMULS_META];
+  if (typeof slices !== "number" || typeof sliced !== "number") return {};
+  // Matmuls of the unsliced model: the sliced IR has one matmul per original one.
+  const matmuls = [...result.quantized.sections.step, ...result.quantized.sections.final].filter((o) => o.op === "matmul" && o.quant !== undefined && o.quant.maxLevel > 0).length;
+  return { weightSlices: { slices, sliced, matmuls } };
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
@@ -86,6 +100,8 @@ export function formatSummary(s: CompileSummary): string {
   lines.push(`  lower bound   ${s.crossbarsLowerBound} summed per matrix (used x${ratio}), ${s.crossbarsSharedLowerBound} if matrices share crossbars`);
   lines.push(`  tiles used    ${s.tilesUsed}`);
   lines.push(`  utilization   ${pct(s.cellUtilization)} of cells in used crossbars hold weights (${pct(s.weightDensity)} nonzero)`);
+  if (s.weightSlices)
+    lines.push(`  weights       up to ${s.weightSlices.slices} slices per weight: ${s.weightSlices.sliced} of ${s.weightSlices.matmuls} matmuls sliced (the others are on one level grid already)`);
   for (const sec of SECTION_NAMES) {
     const ops = Object.entries(s.instructionsByOpcode[sec] as Record<string, number>)
       .sort((a, b) => b[1] - a[1])

@@ -5,12 +5,13 @@
 // the test fast (the interpreter under ts-jest is much slower than from dist/) it runs the
 // first 100 of the fixture's 200 sequences; the IR float check runs all 200.
 //
-// BELOW TARGET: the issue asks for >= 0.99; this fixture reaches 0.955 (191/200) on all 200
-// and 0.970 on the first 100; the float-trained scan_cls_op17 0.935 / 0.950 (first 100)
-// (`node scripts/measure-argmax.mjs --fixtures scan_cls_qat_op17,scan_cls_op17 [--limit 100]`).
+// One weight slice (the default) is below the issue's >= 0.99: this fixture reaches 0.955
+// (191/200) on all 200 and 0.970 on the first 100; the float-trained scan_cls_op17 0.935 /
+// 0.950 (first 100) (`node scripts/measure-argmax.mjs --fixtures scan_cls_qat_op17,scan_cls_op17 [--limit 100]`).
 // The threshold below is the measured value minus one sequence, so a regression of two
-// sequences fails; it is not the issue's criterion. What limits it (31 weight levels and
-// 8-bit DAC/ADC together on a model with H = 8): docs/ONNX.md "QAT classifier fixture".
+// sequences fails. What limits it (31 weight levels and 8-bit DAC/ADC together on a model
+// with H = 8): docs/ONNX.md "QAT classifier fixture". The issue's criterion is met with four
+// weight slices (0.995 on all 200 for both fixtures): test/slice-weights.test.ts.
 //
 // Ranges are calibrated on the 64 training-split sequences the training calibrated on
 // (digits_train64_rows.input.npy), never on the measured ones. The program is deterministic,

@@ -38,7 +38,7 @@ import { calibrate, matmulKey, type Section } from "./calibrate.js";
 import { requestedLevels } from "./quant-request.js";
 import { dropUnstableRefinements, stabilizeS4DModes, type StateBlock } from "./quant-s4d.js";
 import { quantizeMatrix } from "./quant-weights.js";
-import { negligibleResidual, residualOf, slicedMatmul, type WeightSlices } from "./slice-weights.js";
+import { residualOf, withoutNegligibleColumns, SLICED_MATMULS_META, slicedMatmul, SLICES_META, type WeightSlices } from "./slice-weights.js";
 import { NameSource } from "../ir/names.js";
 
 /** Headroom over the calibrated abs-max: inputs slightly outside the calibration set are not clipped. */
@@ -93,6 +93,7 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
   };
   const colScales = new Map<string, { maxLevel: number; colScale: number[] }>();
   const slices = opts.weightSlices ?? 1;
+  let slicedCount = 0;
   const names = slices > 1 ? new NameSource([...model.inputs.map((i) => i.name), ...model.sections.step.map((o) => o.out), ...model.sections.final.map((o) => o.out)]) : null;
   // Every op is copied here (weights by quantizeMatrix), so the result shares nothing with `model`.
   const quantOp = (section: Section) => (op: Op): Op | Op[] => {
@@ -115,8 +116,11 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
     }
     if (names !== null && q.exactColumns < op.weight.cols && requestedLevels(model, section, op.out) === undefined) {
       const sliced: WeightSlices = { parts: [q.weight], colScales: [q.colScale] };
-      for (let rest = residualOf(op.weight, q.weight); sliced.parts.length < slices && !negligibleResidual(rest, sliced.colScales[sliced.colScales.length - 1]!); ) {
-        const next = quantizeMatrix(rest, maxLevel);
+      for (let rest = residualOf(op.weight, q.weight); sliced.parts.length < slices; ) {
+        // Columns the previous grid reproduced get no refinement (their residual is rounding noise).
+        const open = withoutNegligibleColumns(rest, sliced.colScales[sliced.colScales.length - 1]!);
+        if (open === null) break;
+        const next = quantizeMatrix(open, maxLevel);
         sliced.parts.push(next.weight);
         sliced.colScales.push(next.colScale);
         rest = residualOf(rest, next.weight);
@@ -124,6 +128,7 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
       if (op.origin === "s4d") dropUnstableRefinements(op.weight, sliced.parts, at);
       if (sliced.parts.length > 1) {
         const r = slicedMatmul(op, sliced, names);
+        slicedCount++;
         colScales.set(matmulKey(section, r.matmul.out), { maxLevel, colScale: r.colScale });
         return r.ops;
       }
@@ -158,6 +163,8 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
     ...structuredClone({ ...model, sections: { step: [], final: [] } }),
     // The ops were already copied in step 1.
     level: "quantized",
+    // What slicing did, for the compile summary (src/summary.ts).
+    ...(slicedCount > 0 ? { meta: { ...(model.meta ?? {}), [SLICES_META]: slices, [SLICED_MATMULS_META]: slicedCount } } : {}),
     sections: { step: weighted.sections.step.map(attach("step")), final: weighted.sections.final.map(attach("final")) },
   };
 }

@@ -11,9 +11,9 @@
 // per column, and the vector unit adds the K partial outputs (each read by its own ADC, with
 // its own calibrated range). Each slice divides the error bound by about 2L: where every entry
 // of a column rounded to nearest, s_{k+1} = max|residual| / L <= s_k / (2L) (an S4D mode repair
-// moves an entry by a level, so its column gains less). The cost is K times the matmul's
-// crossbar columns and K - 1 vector adds of its output length per evaluation;
-// `imssa-compile --report` shows both.
+// moves an entry by a level, so its column gains less). The cost: K times the matmul's
+// crossbar columns, K - 1 vector adds of its output length per evaluation, and the copies of
+// the slices (docs/QUANTIZATION.md "Weight slicing" has figures).
 //
 // In the IR a sliced matmul is an ordinary matmul whose columns are the slices side by side
 // (slice k at columns [k n, (k + 1) n)), its weights on the grids above, followed by `slice`
@@ -35,6 +35,10 @@
 import { fail } from "../common/errors.js";
 import type { BlockMatrix, MatMulOp, Op } from "../ir/types.js";
 import type { NameSource } from "../ir/names.js";
+
+/** Keys of the quantized IR's `meta`: the slices asked for and how many matmuls got them. */
+export const SLICES_META = "weightSlices";
+export const SLICED_MATMULS_META = "slicedMatmuls";
 
 /** Upper bound of `--weight-slices` (the schema's maximum of numerics.weightSlices). */
 export const MAX_WEIGHT_SLICES = 4;
@@ -65,15 +69,21 @@ export function residualOf(w: BlockMatrix, part: BlockMatrix): BlockMatrix {
 }
 
 /**
- * Whether what a grid left of a matrix is rounding noise: every entry within 1e-9 of a level
- * step of its column (`colScale`, the grid's). Weights on a grid the quantizer did not
- * recognize as exact come back with residuals of an ulp, not worth a slice.
+ * What a grid left of a matrix (`rest`), with the columns whose residual is rounding noise set
+ * to zero: every entry within 1e-9 of a level step of the column (`colScale`, the grid's).
+ * Weights on a grid the quantizer did not recognize as exact come back with residuals of an
+ * ulp, not worth crossbar columns and ADC conversions. Null when no column is left.
  */
-export function negligibleResidual(rest: BlockMatrix, colScale: ArrayLike<number>): boolean {
-  return rest.blocks.every((b) => {
-    for (let r = 0, e = 0; r < b.rows; r++) for (let c = 0; c < b.cols; c++, e++) if (Math.abs(b.data[e]!) > 1e-9 * colScale[b.col + c]!) return false;
-    return true;
-  });
+export function withoutNegligibleColumns(rest: BlockMatrix, colScale: ArrayLike<number>): BlockMatrix | null {
+  const open = new Uint8Array(rest.cols);
+  for (const b of rest.blocks)
+    for (let r = 0, e = 0; r < b.rows; r++) for (let c = 0; c < b.cols; c++, e++) if (Math.abs(b.data[e]!) > 1e-9 * colScale[b.col + c]!) open[b.col + c] = 1;
+  if (!open.includes(1)) return null;
+  return {
+    rows: rest.rows,
+    cols: rest.cols,
+    blocks: rest.blocks.map((b) => ({ ...b, data: b.data.map((x, e) => (open[b.col + (e % b.cols)] ? x : 0)) })),
+  };
 }
 
 /** The parts side by side: part k's block (r, c) at (r, c + k * cols). */

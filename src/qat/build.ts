@@ -7,7 +7,7 @@
 import { readBytes } from "../common/files.js";
 import { sha256Hex } from "../common/json.js";
 import { parseNpy } from "../common/npy.js";
-import { assert } from "../common/errors.js";
+import { assert, fail } from "../common/errors.js";
 import { matmulHome, type PlacedPiece } from "../backend/schedule.js";
 import type { CrossbarImage, Program } from "../backend/program.js";
 import { valueSizes } from "../ir/sizes.js";
@@ -16,6 +16,7 @@ import { DEFAULT_SEED, DEFAULT_SEQUENCES, DEFAULT_STEPS, type Section } from "..
 import { requestedLevels } from "../passes/quant-request.js";
 import { stabilizeS4DModes } from "../passes/quant-s4d.js";
 import { quantizeMatrix } from "../passes/quant-weights.js";
+import { SLICES_META } from "../passes/slice-weights.js";
 import { RANGE_MARGIN } from "../passes/quantize.js";
 import type { CompileResult } from "../pipeline.js";
 import { maxWeightLevel, type Target } from "../target/types.js";
@@ -45,6 +46,9 @@ const SECTIONS: readonly Section[] = ["step", "final"];
 
 export function buildQatConfig(result: CompileResult, target: Target, opts: QatBuildOptions): QatConfig {
   const { quantized, lowered, plan, program } = result;
+  // QAT trains one level grid per matmul; sliced weights (src/passes/slice-weights.ts) have several.
+  if (quantized.meta?.[SLICES_META] !== undefined)
+    fail("unsupported", `the QAT configuration describes one weight grid per matmul, but this program stores weights on ${quantized.meta[SLICES_META]} slices; compile with weightSlices 1`, { file: quantized.name });
   const modelOps = modelLevelOps(result.model);
   const images = new Map(program.crossbars.map((img) => [img.id, img]));
   const mvms = mvmRects(program);
