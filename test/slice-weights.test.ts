@@ -20,6 +20,7 @@ import { MAX_WEIGHT_SLICES, parseWeightSlices, SLICES_META } from "../src/passes
 import { compile, loadModel, sequencesFromBatch } from "../src/pipeline.js";
 import { readFloatNpy } from "../src/common/npy.js";
 import { runProgram } from "../src/interp/run.js";
+import { decodeProgram, encodeProgram } from "../src/backend/container.js";
 import { loadTarget } from "../src/target/load.js";
 import { argmaxAgreement } from "../src/verify/metrics.js";
 import { verifyModel } from "../src/verify/index.js";
@@ -227,6 +228,25 @@ describe("sliced programs against the float reference (imssa-verify's check and 
       for (const o of two.outputs) expect(o.maxAbsError).toBeLessThanOrEqual(o.bound);
       expect(two.pass).toBe(true);
     }
+  });
+});
+
+describe("the examples, sliced, through the .xbin container", () => {
+  test.each(["tiny", "trend", "ternary"])("%s: two slices on xbar64 verify within the bound, and compiling twice gives the same bytes and outputs", (name) => {
+    const model = loadModel(`examples/${name}.s4d`);
+    const d = model.inputs[0]!.size;
+    const shape: [number, number, number] = [2, 24, d];
+    const rng = makeRng(31);
+    const x = Float32Array.from({ length: 2 * 24 * d }, () => 0.5 * rng.normal());
+    const r = verifyModel(model, xbar, x, shape, { calibration: null, inputFile: "<test>", weightSlices: 2 });
+    for (const o of r.outputs) expect(o.maxAbsError).toBeLessThanOrEqual(o.bound);
+    const a = encodeProgram(compile(model, xbar, { weightSlices: 2 }).program);
+    const b = encodeProgram(compile(model, xbar, { weightSlices: 2 }).program);
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
+    const ra = runProgram(decodeProgram(a, "<a>"), x, shape);
+    const rb = runProgram(decodeProgram(b, "<b>"), x, shape);
+    const out = (q: typeof ra): Float32Array => (q.step ?? q.final)!;
+    expect(Buffer.from(out(ra).buffer).equals(Buffer.from(out(rb).buffer))).toBe(true);
   });
 });
 
