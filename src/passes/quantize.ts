@@ -36,9 +36,9 @@ import type { MatMulOp, MatQuant, Model, Op } from "../ir/types.js";
 import { maxWeightLevel, type Target } from "../target/types.js";
 import { calibrate, matmulKey, type Section } from "./calibrate.js";
 import { requestedLevels } from "./quant-request.js";
-import { dropUnstableRefinements, stabilizeS4DModes, type StateBlock } from "./quant-s4d.js";
+import { stabilizeS4DModes, type StateBlock } from "./quant-s4d.js";
 import { quantizeMatrix } from "./quant-weights.js";
-import { residualOf, withoutNegligibleColumns, SLICED_MATMULS_META, slicedMatmul, SLICES_META, type WeightSlices } from "./slice-weights.js";
+import { SLICED_MATMULS_META, slicedMatmul, sliceWeights, SLICES_META } from "./slice-weights.js";
 import { NameSource } from "../ir/names.js";
 
 /** Headroom over the calibrated abs-max: inputs slightly outside the calibration set are not clipped. */
@@ -104,9 +104,10 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
       return structuredClone(op);
     }
     const q = quantizeMatrix(op.weight, maxLevel);
-    // Residual form (src/passes/residual.ts): the block holds dA - I, stability is checked on I + q(dA - I).
-    const at: number | StateBlock = op.origin !== "s4d" ? 0 : op.residual ? { ...op.residual, residual: true } : stateLength(section, op);
-    if (op.origin === "s4d") {
+    // S4D matmuls: where the mode blocks lie. Residual form (src/passes/residual.ts): the block
+    // holds dA - I, stability is checked on I + q(dA - I).
+    const at: number | StateBlock | null = op.origin !== "s4d" ? null : op.residual ? { ...op.residual, residual: true } : stateLength(section, op);
+    if (at !== null) {
       try {
         stabilizeS4DModes(op.weight, q.weight, q.colScale, at, maxLevel);
       } catch (e) {
@@ -115,17 +116,7 @@ export function quantize(model: Model, target: Target, calibration: Record<strin
       }
     }
     if (names !== null && q.exactColumns < op.weight.cols && requestedLevels(model, section, op.out) === undefined) {
-      const sliced: WeightSlices = { parts: [q.weight], colScales: [q.colScale] };
-      for (let rest = residualOf(op.weight, q.weight); sliced.parts.length < slices; ) {
-        // Columns the previous grid reproduced get no refinement (their residual is rounding noise).
-        const open = withoutNegligibleColumns(rest, sliced.colScales[sliced.colScales.length - 1]!);
-        if (open === null) break;
-        const next = quantizeMatrix(open, maxLevel);
-        sliced.parts.push(next.weight);
-        sliced.colScales.push(next.colScale);
-        rest = residualOf(rest, next.weight);
-      }
-      if (op.origin === "s4d") dropUnstableRefinements(op.weight, sliced.parts, at);
+      const sliced = sliceWeights(op.weight, q, slices, maxLevel, at);
       if (sliced.parts.length > 1) {
         const r = slicedMatmul(op, sliced, names);
         slicedCount++;

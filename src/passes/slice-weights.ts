@@ -35,6 +35,8 @@
 import { fail } from "../common/errors.js";
 import type { BlockMatrix, MatMulOp, Op } from "../ir/types.js";
 import type { NameSource } from "../ir/names.js";
+import { dropUnstableRefinements, type StateBlock } from "./quant-s4d.js";
+import { quantizeMatrix, type QuantizedMatrix } from "./quant-weights.js";
 
 /** Keys of the quantized IR's `meta`: the slices asked for and how many matmuls got them. */
 export const SLICES_META = "weightSlices";
@@ -84,6 +86,26 @@ export function withoutNegligibleColumns(rest: BlockMatrix, colScale: ArrayLike<
     cols: rest.cols,
     blocks: rest.blocks.map((b) => ({ ...b, data: b.data.map((x, e) => (open[b.col + (e % b.cols)] ? x : 0)) })),
   };
+}
+
+/**
+ * Up to `slices` grids for `float`, the first being `first` (quantizeMatrix's result, for an
+ * S4D matrix already stabilized): each later grid rounds what the earlier ones left, on
+ * `maxLevel` levels, in the columns where that is more than rounding noise. `s4d`: the state
+ * block of an S4D matrix, whose modes must stay stable (dropUnstableRefinements).
+ */
+export function sliceWeights(float: BlockMatrix, first: QuantizedMatrix, slices: number, maxLevel: number, s4d: number | StateBlock | null): WeightSlices {
+  const sliced: WeightSlices = { parts: [first.weight], colScales: [first.colScale] };
+  for (let rest = residualOf(float, first.weight); sliced.parts.length < slices; ) {
+    const open = withoutNegligibleColumns(rest, sliced.colScales[sliced.colScales.length - 1]!);
+    if (open === null) break;
+    const next = quantizeMatrix(open, maxLevel);
+    sliced.parts.push(next.weight);
+    sliced.colScales.push(next.colScale);
+    rest = residualOf(rest, next.weight);
+  }
+  if (s4d !== null && sliced.parts.length > 1) dropUnstableRefinements(float, sliced.parts, s4d);
+  return sliced;
 }
 
 /** The parts side by side: part k's block (r, c) at (r, c + k * cols). */
