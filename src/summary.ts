@@ -36,7 +36,13 @@ export interface CompileSummary {
   weightSlices?: { slices: number; sliced: number; matmuls: number };
 }
 
-export function summarize(result: CompileResult, target: Target): CompileSummary {
+/**
+ * What summarize reads of a compile result. The quantized IR is optional: a summary rebuilt
+ * from a program file (src/report/layout.ts) has none, and then says nothing of slicing.
+ */
+export type SummarySource = Pick<CompileResult, "plan" | "program"> & { model: { name: string }; quantized?: CompileResult["quantized"] };
+
+export function summarize(result: SummarySource, target: Target): CompileSummary {
   const { plan, program } = result;
   const cellsPerXbar = plan.rows * plan.cols;
   let covered = 0;
@@ -76,17 +82,17 @@ export function summarize(result: CompileResult, target: Target): CompileSummary
     instructions: code.instructions,
     instructionsByOpcode: code.byOpcode,
     layers: [...layerMap.values()],
-    ...sliceSummary(result),
+    ...(result.quantized ? sliceSummary(result.quantized) : {}),
   };
 }
 
-function sliceSummary(result: CompileResult): Pick<CompileSummary, "weightSlices"> {
-  const meta = result.quantized.meta ?? {};
+function sliceSummary(quantized: CompileResult["quantized"]): Pick<CompileSummary, "weightSlices"> {
+  const meta = quantized.meta ?? {};
   const slices = meta[SLICES_META];
   const sliced = meta[SLICED_MATMULS_META];
   if (typeof slices !== "number" || typeof sliced !== "number") return {};
   // Matmuls of the unsliced model: the sliced IR has one matmul per original one.
-  const matmuls = [...result.quantized.sections.step, ...result.quantized.sections.final].filter((o) => o.op === "matmul" && o.quant !== undefined && o.quant.maxLevel > 0).length;
+  const matmuls = [...quantized.sections.step, ...quantized.sections.final].filter((o) => o.op === "matmul" && o.quant !== undefined && o.quant.maxLevel > 0).length;
   return { weightSlices: { slices, sliced, matmuls } };
 }
 

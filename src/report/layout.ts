@@ -6,7 +6,6 @@
 import type { Program } from "../backend/program.js";
 import { fail } from "../common/errors.js";
 import type { CrossbarPlan } from "../ir/plan.js";
-import type { CompileResult } from "../pipeline.js";
 import { summarize, type CompileSummary } from "../summary.js";
 import type { Target } from "../target/types.js";
 
@@ -25,10 +24,10 @@ export function planOf(p: Program, target: Target, file: string): CrossbarPlan {
 }
 
 /**
- * summarize() reads only the model's name, the plan and the program of a compile result;
- * the IR stages it does not read are not in a program file, so they are left out here.
+ * summarize() needs the model's name, the plan and the program of a compile result; the IR
+ * stages are not in a program file, so they are left out here (and with them the line on
+ * weight slicing, which only the quantized IR records).
  */
 export function compileSummaryOf(p: Program, target: Target, file: string): CompileSummary {
-  const partial: Pick<CompileResult, "plan" | "program"> & { model: { name: string } } = { model: { name: p.modelName }, plan: planOf(p, target, file), program: p };
-  return summarize(partial as CompileResult, target);
+  return summarize({ model: { name: p.modelName }, plan: planOf(p, target, file), program: p }, target);
 }
