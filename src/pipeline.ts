@@ -18,7 +18,7 @@ import { lower } from "./passes/lower.js";
 import { quantize } from "./passes/quantize.js";
 import { scaleStates } from "./passes/scale-states.js";
 import { chunkSequence, unroll } from "./passes/unroll.js";
-import { MAX_WEIGHT_SLICES } from "./passes/slice-weights.js";
+import { isWeightSliceCount, MAX_WEIGHT_SLICES } from "./passes/slice-weights.js";
 import { DEFAULT_RECURRENCE, residualRecurrence, type RecurrenceForm } from "./passes/residual.js";
 import { pluginIdentity, type LoadedPlugin } from "./target/plugin.js";
 import { splitS4DForPlugin, unquantizeTaken, withoutTaken } from "./target/plugin-split.js";
@@ -143,7 +143,7 @@ export function compile(model: Model, target: Target, opts: CompileOptions = {})
   const lowered = split?.model ?? unrolled;
   if (split) checkModel(lowered, `${where} (after splitting S4D layers for target plugin ${plugin!.plugin.name})`);
   const slices = opts.weightSlices ?? defaultWeightSlices(target);
-  if (!(Number.isInteger(slices) && slices >= 1 && slices <= MAX_WEIGHT_SLICES)) return fail("usage", `weightSlices must be an integer from 1 to ${MAX_WEIGHT_SLICES}, found ${slices}`, { file: where });
+  if (!isWeightSliceCount(slices)) return fail("usage", `weightSlices must be an integer from 1 to ${MAX_WEIGHT_SLICES}, found ${slices}`, { file: where });
   if (slices !== 1 && plugin !== null) return fail("unsupported", `weight slicing (${slices} slices): target "${target.name}" has a plugin (${target.plugin}); compile with --weight-slices 1`, { file: target.source.file });
   const quantizedAll = quantize(lowered, target, calibration, { weightSlices: slices });
   checkModel(quantizedAll, `${where} (after quantization)`);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "@jest/globals";
 import { UserError } from "../src/common/errors.js";
-import type { MatMulOp, Model, Op } from "../src/ir/types.js";
+import type { MatMulOp, Model } from "../src/ir/types.js";
 import { modelToJson } from "../src/ir/json.js";
 import { checkModel, validateModel } from "../src/ir/validate.js";
 import { defaultCalibration, DEFAULT_SEQUENCES, DEFAULT_STEPS } from "../src/passes/calibrate.js";
@@ -10,6 +10,7 @@ import { quantizeMatrix } from "../src/passes/quant-weights.js";
 import { evaluateSequence } from "../src/reference/evaluate.js";
 import { loadTarget } from "../src/target/load.js";
 import { makeRng, randomInputs, randomModel, type Rng } from "./helpers/random-models.js";
+import { denseOf, linearModel } from "./helpers/linear-model.js";
 
 const xbar = loadTarget("xbar64");
 const ideal = loadTarget("ideal");
@@ -20,12 +21,9 @@ function matmuls(m: Model): Array<{ op: MatMulOp; section: "step" | "final" }> {
   return out;
 }
 
-/** Dense W[i][j] of a block matrix (test-sized matrices only). */
+/** Dense W[i][j] of a matmul's weights. */
 function dense(op: MatMulOp): Float64Array {
-  const { rows, cols, blocks } = op.weight;
-  const w = new Float64Array(rows * cols);
-  for (const b of blocks) for (let r = 0; r < b.rows; r++) for (let c = 0; c < b.cols; c++) w[(b.row + r) * cols + b.col + c] = b.data[r * b.cols + c]!;
-  return w;
+  return denseOf(op.weight);
 }
 
 /** How far dense row-major weights are from integer multiples of their column scale, and the largest level. */
@@ -38,28 +36,6 @@ function levelStats(w: Float64Array, colScale: number[]): { offGrid: number; top
     topLevel = Math.max(topLevel, Math.abs(Math.round(level)));
   });
   return { offGrid, topLevel };
-}
-
-/** A one-layer model y = W x + b with W [out, in] given. */
-function linearModel(weight: number[], nOut: number, nIn: number, levels?: number): Model {
-  const op: Op = {
-    op: "linear",
-    out: "y",
-    layer: "fc",
-    x: "x",
-    weight: { shape: [nOut, nIn], data: weight },
-    bias: { shape: [nOut], data: Array.from({ length: nOut }, (_, o) => 0.01 * o) },
-    ...(levels !== undefined ? { quant: { levels } } : {}),
-  };
-  return {
-    irVersion: 1,
-    name: "fc",
-    level: "model",
-    inputs: [{ name: "x", size: nIn }],
-    outputs: [{ name: "y", value: "y", section: "step" }],
-    state: [],
-    sections: { step: [op], final: [] },
-  };
 }
 
 /** W[o][i] = t * s_o with t uniform on {-k..k} and a random positive scale per output. */

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { BlockMatrix, MatMulOp, Model, Op } from "../src/ir/types.js";
+import type { BlockMatrix, MatMulOp, Model } from "../src/ir/types.js";
 import { checkModel } from "../src/ir/validate.js";
 import { valueSizes } from "../src/ir/sizes.js";
 import { lower } from "../src/passes/lower.js";
@@ -26,40 +26,13 @@ import { argmaxAgreement } from "../src/verify/metrics.js";
 import { verifyModel } from "../src/verify/index.js";
 import { makeRng, randomModel, type Rng } from "./helpers/random-models.js";
 import { userErrors } from "./helpers/user-error.js";
+import { denseOf, linearModel } from "./helpers/linear-model.js";
 
 const xbar = loadTarget("xbar64");
 const L = 15; // xbar64: 16-level devices on differential pairs
 
 function matmuls(m: Model): MatMulOp[] {
   return [...m.sections.step, ...m.sections.final].filter((o): o is MatMulOp => o.op === "matmul");
-}
-
-function dense(w: BlockMatrix): Float64Array {
-  const out = new Float64Array(w.rows * w.cols);
-  for (const b of w.blocks) for (let r = 0; r < b.rows; r++) for (let c = 0; c < b.cols; c++) out[(b.row + r) * w.cols + b.col + c] = b.data[r * b.cols + c]!;
-  return out;
-}
-
-/** One linear layer y = W x + b, W [nOut, nIn]; `levels` asks for a level count (QAT). */
-function linearModel(weight: number[], nOut: number, nIn: number, levels?: number): Model {
-  const op: Op = {
-    op: "linear",
-    out: "y",
-    layer: "fc",
-    x: "x",
-    weight: { shape: [nOut, nIn], data: weight },
-    bias: { shape: [nOut], data: Array.from({ length: nOut }, (_, o) => 0.01 * (o + 1)) },
-    ...(levels !== undefined ? { quant: { levels } } : {}),
-  };
-  return {
-    irVersion: 1,
-    name: "fc",
-    level: "model",
-    inputs: [{ name: "x", size: nIn }],
-    outputs: [{ name: "y", value: "y", section: "step" }],
-    state: [],
-    sections: { step: [op], final: [] },
-  };
 }
 
 /** Weights spanning three orders of magnitude, so a single 31-level grid loses the small ones. */
@@ -72,7 +45,7 @@ describe("slicing a dense matmul", () => {
   const nIn = 20;
   const w = wideWeights(makeRng(7), nOut * nIn);
   const lowered = lower(linearModel(w, nOut, nIn));
-  const floatW = dense(matmuls(lowered)[0]!.weight); // [nIn, nOut]: rows are inputs
+  const floatW = denseOf(matmuls(lowered)[0]!.weight); // [nIn, nOut]: rows are inputs
 
   test.each([2, 3, 4])("K = %i: K grids side by side, each on its own level grid; the sum is within half a step of the last grid", (K) => {
     const q = quantize(lowered, xbar, null, { weightSlices: K });
@@ -87,9 +60,9 @@ describe("slicing a dense matmul", () => {
     expect(ops.filter((o) => o.op === "add")).toHaveLength(K - 1);
     expect(ops[ops.length - 1]).toMatchObject({ op: "add", out: "y" });
     // The bias is added once, with the first slice.
-    expect(mm!.bias!.slice(0, nOut)).toEqual(Array.from({ length: nOut }, (_, o) => 0.01 * (o + 1)));
+    expect(mm!.bias!.slice(0, nOut)).toEqual(Array.from({ length: nOut }, (_, o) => 0.01 * o));
     expect(mm!.bias!.slice(nOut).every((b) => b === 0)).toBe(true);
-    const W = dense(mm!.weight);
+    const W = denseOf(mm!.weight);
     const scale = mm!.quant!.colScale;
     expect(mm!.quant!.maxLevel).toBe(L);
     for (let j = 0; j < nOut; j++) {
@@ -115,7 +88,7 @@ describe("slicing a dense matmul", () => {
   test("the weight error falls with every slice (max over the matrix, relative to the largest weight)", () => {
     const errs = [1, 2, 3, 4].map((K) => {
       const mm = matmuls(quantize(lowered, xbar, null, { weightSlices: K }))[0]!;
-      const W = dense(mm.weight);
+      const W = denseOf(mm.weight);
       const n = mm.weight.cols / nOut;
       let e = 0;
       for (let i = 0; i < nIn; i++)
@@ -185,7 +158,7 @@ describe("slicing S4D recurrences keeps every mode stable", () => {
           expect(sliced).toBeDefined();
           const n = rec.weight.cols;
           const k = sliced!.weight.cols / n;
-          const W = dense(sliced!.weight);
+          const W = denseOf(sliced!.weight);
           const at = rec.residual ?? { row: 0, col: 0, length: sizes.step.get(rec.xs[0]!)! };
           const len = at.length;
           expect(len).toBeGreaterThan(0);

@@ -45,10 +45,15 @@ export const SLICED_MATMULS_META = "slicedMatmuls";
 /** Upper bound of `--weight-slices` (the schema's maximum of numerics.weightSlices). */
 export const MAX_WEIGHT_SLICES = 4;
 
+/** Whether k is a slice count the compiler takes: an integer from 1 to MAX_WEIGHT_SLICES. */
+export function isWeightSliceCount(k: number): boolean {
+  return Number.isInteger(k) && k >= 1 && k <= MAX_WEIGHT_SLICES;
+}
+
 /** The value of a `--weight-slices` flag. */
 export function parseWeightSlices(value: string): number {
   const k = /^[0-9]+$/.test(value) ? Number(value) : NaN;
-  if (!(Number.isInteger(k) && k >= 1 && k <= MAX_WEIGHT_SLICES)) fail("usage", `--weight-slices expects an integer from 1 to ${MAX_WEIGHT_SLICES} (device pairs per weight), found '${value}'`);
+  if (!isWeightSliceCount(k)) fail("usage", `--weight-slices expects an integer from 1 to ${MAX_WEIGHT_SLICES} (device pairs per weight), found '${value}'`);
   return k;
 }
 
